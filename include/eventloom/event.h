@@ -13,8 +13,11 @@
 // Two encodings:
 //   - the CloudEvents JSON format (structured mode), for HTTP and files; binary data travels as
 //     `data_base64`, JSON data as a JSON value, other text as a string;
-//   - a compact binary record, the form events take in the log (docs/log-format.md).
+//   - a compact binary record, the form events take in the log (docs/event-format.md).
 // Decoders reject invalid input with InvalidArgument and a message naming the attribute.
+//
+// Thread-safety: these are free functions over values; concurrent calls on distinct events, or
+// const calls on one event, are safe.
 #pragma once
 
 #include <cstddef>
@@ -66,6 +69,9 @@ struct EventLimits {
 };
 
 // Checks required attributes, specversion, names and formats of known attributes, and size.
+// Attribute and extension values must be valid UTF-8 (CloudEvents strings are Unicode) and at
+// most `max_attribute_bytes`; the event size is the sum of attribute values, extension names and
+// values, one byte for a priority, and the data.
 Status ValidateEvent(const Event& event, const EventLimits& limits = {});
 
 // CloudEvents JSON format, one event (a JSON object). The result is validated.
@@ -73,6 +79,10 @@ Result<Event> EventFromJson(std::string_view json, const EventLimits& limits = {
 // CloudEvents JSON batch format (a JSON array of event objects).
 Result<std::vector<Event>> EventBatchFromJson(std::string_view json,
                                               const EventLimits& limits = {});
+// The inverse of EventFromJson: EventFromJson(EventToJson(e)) == e for every valid event. Data
+// under a JSON content type (or none) is written as a JSON value when its bytes are exactly the
+// compact JSON text of a value; data under another content type as a string when it is UTF-8;
+// anything else as `data_base64`. Never throws; does not validate.
 std::string EventToJson(const Event& event);
 
 // The compact binary record. Encode never fails for a valid event; Decode validates.

@@ -90,7 +90,7 @@ Status DataLossError(std::string message);
 template <typename T>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+    Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
     Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
         assert(!status_.ok() && "Result constructed from an OK status without a value");
         if (status_.ok()) status_ = InternalError("Result built from OK status without value");
@@ -129,10 +129,10 @@ private:
 }  // namespace eventloom
 
 // Returns from the enclosing function when `expr` (a Status) is not OK.
-#define EVENTLOOM_RETURN_IF_ERROR(expr)                         \
-    do {                                                        \
-        ::eventloom::Status eventloom_status_ = (expr);         \
-        if (!eventloom_status_.ok()) return eventloom_status_;  \
+#define EVENTLOOM_RETURN_IF_ERROR(expr)                        \
+    do {                                                       \
+        ::eventloom::Status eventloom_status_ = (expr);        \
+        if (!eventloom_status_.ok()) return eventloom_status_; \
     } while (false)
 
 #define EVENTLOOM_CONCAT_INNER_(a, b) a##b

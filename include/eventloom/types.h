@@ -49,7 +49,9 @@ public:
 
 template <>
 struct std::hash<eventloom::Offset> {
-    size_t operator()(eventloom::Offset o) const noexcept { return std::hash<int64_t>()(o.value()); }
+    size_t operator()(eventloom::Offset o) const noexcept {
+        return std::hash<int64_t>()(o.value());
+    }
 };
 template <>
 struct std::hash<eventloom::PartitionId> {

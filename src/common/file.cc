@@ -14,16 +14,22 @@ namespace {
 Status ErrnoStatus(std::string_view op, const std::string& path, int err) {
     std::string message = std::string(op) + " " + path + ": " + std::strerror(err);
     switch (err) {
-        case ENOENT: return NotFoundError(std::move(message));
-        case EEXIST: return AlreadyExistsError(std::move(message));
+        case ENOENT:
+            return NotFoundError(std::move(message));
+        case EEXIST:
+            return AlreadyExistsError(std::move(message));
         case ENOSPC:
-        case EDQUOT: return ResourceExhaustedError(std::move(message));
+        case EDQUOT:
+            return ResourceExhaustedError(std::move(message));
         case EACCES:
         case EPERM:
-        case EROFS: return FailedPreconditionError(std::move(message));
+        case EROFS:
+            return FailedPreconditionError(std::move(message));
         case EINTR:
-        case EAGAIN: return UnavailableError(std::move(message));
-        default: return InternalError(std::move(message));
+        case EAGAIN:
+            return UnavailableError(std::move(message));
+        default:
+            return InternalError(std::move(message));
     }
 }
 

@@ -4,20 +4,34 @@ namespace eventloom {
 
 std::string_view StatusCodeName(StatusCode code) {
     switch (code) {
-        case StatusCode::kOk: return "ok";
-        case StatusCode::kCancelled: return "cancelled";
-        case StatusCode::kInvalidArgument: return "invalid_argument";
-        case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
-        case StatusCode::kNotFound: return "not_found";
-        case StatusCode::kAlreadyExists: return "already_exists";
-        case StatusCode::kResourceExhausted: return "resource_exhausted";
-        case StatusCode::kFailedPrecondition: return "failed_precondition";
-        case StatusCode::kAborted: return "aborted";
-        case StatusCode::kOutOfRange: return "out_of_range";
-        case StatusCode::kUnimplemented: return "unimplemented";
-        case StatusCode::kInternal: return "internal";
-        case StatusCode::kUnavailable: return "unavailable";
-        case StatusCode::kDataLoss: return "data_loss";
+        case StatusCode::kOk:
+            return "ok";
+        case StatusCode::kCancelled:
+            return "cancelled";
+        case StatusCode::kInvalidArgument:
+            return "invalid_argument";
+        case StatusCode::kDeadlineExceeded:
+            return "deadline_exceeded";
+        case StatusCode::kNotFound:
+            return "not_found";
+        case StatusCode::kAlreadyExists:
+            return "already_exists";
+        case StatusCode::kResourceExhausted:
+            return "resource_exhausted";
+        case StatusCode::kFailedPrecondition:
+            return "failed_precondition";
+        case StatusCode::kAborted:
+            return "aborted";
+        case StatusCode::kOutOfRange:
+            return "out_of_range";
+        case StatusCode::kUnimplemented:
+            return "unimplemented";
+        case StatusCode::kInternal:
+            return "internal";
+        case StatusCode::kUnavailable:
+            return "unavailable";
+        case StatusCode::kDataLoss:
+            return "data_loss";
     }
     return "unknown";
 }

@@ -24,8 +24,8 @@ namespace eventloom::log_format {
 inline constexpr char kSegmentMagic[8] = {'E', 'L', 'O', 'G', 'S', 'E', 'G', '1'};
 inline constexpr char kIndexMagic[8] = {'E', 'L', 'O', 'G', 'I', 'D', 'X', '1'};
 inline constexpr uint64_t kSegmentHeaderBytes = 16;
-inline constexpr uint64_t kFrameHeaderBytes = 8;   // length + crc
-inline constexpr uint64_t kBodyHeaderBytes = 16;   // offset + timestamp
+inline constexpr uint64_t kFrameHeaderBytes = 8;  // length + crc
+inline constexpr uint64_t kBodyHeaderBytes = 16;  // offset + timestamp
 inline constexpr uint64_t kRecordOverhead = kFrameHeaderBytes + kBodyHeaderBytes;
 inline constexpr uint64_t kIndexHeaderBytes = 16;
 inline constexpr uint64_t kIndexEntryBytes = 8;
@@ -94,11 +94,16 @@ inline FrameCheck ParseFrame(std::string_view buf, uint64_t max_body, ParsedFram
 
 inline std::string_view FrameCheckName(FrameCheck c) {
     switch (c) {
-        case FrameCheck::kOk: return "ok";
-        case FrameCheck::kIncomplete: return "truncated record";
-        case FrameCheck::kEnd: return "end of data";
-        case FrameCheck::kBadLength: return "implausible record length";
-        case FrameCheck::kBadChecksum: return "checksum mismatch";
+        case FrameCheck::kOk:
+            return "ok";
+        case FrameCheck::kIncomplete:
+            return "truncated record";
+        case FrameCheck::kEnd:
+            return "end of data";
+        case FrameCheck::kBadLength:
+            return "implausible record length";
+        case FrameCheck::kBadChecksum:
+            return "checksum mismatch";
     }
     return "unknown";
 }

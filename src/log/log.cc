@@ -1,3 +1,5 @@
+#include "eventloom/log.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -12,7 +14,6 @@
 
 #include "common/file.h"
 #include "common/logging.h"
-#include "eventloom/log.h"
 #include "log/topic.h"
 
 namespace eventloom {
@@ -80,40 +81,50 @@ LogImpl::~LogImpl() {
     }
     queue_cv_.notify_all();
     if (flusher_.joinable()) flusher_.join();
-    Status status = Flush();
-    if (!status.ok()) logging::Get("log")->error("closing log {}: {}", options_.dir, status.ToString());
+    Status status = options_.read_only ? Status::Ok() : Flush();
+    if (!status.ok())
+        logging::Get("log")->error("closing log {}: {}", options_.dir, status.ToString());
 }
 
 Status LogImpl::Start() {
     FileSystem* fs = options_.fs;
-    EVENTLOOM_RETURN_IF_ERROR(fs->CreateDirs(options_.dir));
-    EVENTLOOM_ASSIGN_OR_RETURN(lock_, DirLock::Acquire(options_.dir));
+    if (options_.read_only) {
+        if (!fs->Exists(options_.dir))
+            return NotFoundError("log directory " + options_.dir + " does not exist");
+    } else {
+        EVENTLOOM_RETURN_IF_ERROR(fs->CreateDirs(options_.dir));
+        EVENTLOOM_ASSIGN_OR_RETURN(lock_, DirLock::Acquire(options_.dir));
+    }
     EVENTLOOM_ASSIGN_OR_RETURN(auto names, fs->ListDir(options_.dir));
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
         if (!ValidateTopicName(name).ok()) continue;
         std::string dir = options_.dir + "/" + name;
         if (!fs->Exists(dir + "/topic.json")) continue;
-        auto topic = LogTopic::Open(fs, dir, name, options_.max_pending_bytes, this);
+        auto topic =
+            LogTopic::Open(fs, dir, name, options_.max_pending_bytes, this, options_.read_only);
         if (!topic.ok()) return topic.status().WithContext("topic " + name);
         topics_.emplace(name, std::move(topic).value());
     }
-    flusher_ = std::thread([this] { Run(); });
+    if (!options_.read_only) flusher_ = std::thread([this] { Run(); });
     return Status::Ok();
 }
 
 Result<Topic*> LogImpl::CreateTopic(const std::string& name, const TopicOptions& options) {
     EVENTLOOM_RETURN_IF_ERROR(ValidateTopicName(name));
     EVENTLOOM_RETURN_IF_ERROR(ValidateTopicOptions(options));
+    if (options_.read_only) {
+        return FailedPreconditionError("log " + options_.dir + " is open read-only");
+    }
     std::lock_guard<std::mutex> lock(topics_mu_);
     auto it = topics_.find(name);
     if (it != topics_.end()) {
         if (it->second->options() == options) return static_cast<Topic*>(it->second.get());
         return AlreadyExistsError("topic " + name + " exists with other options");
     }
-    EVENTLOOM_ASSIGN_OR_RETURN(auto topic,
-                               LogTopic::Create(options_.fs, options_.dir + "/" + name, name,
-                                                options, options_.max_pending_bytes, this));
+    EVENTLOOM_ASSIGN_OR_RETURN(
+        auto topic, LogTopic::Create(options_.fs, options_.dir + "/" + name, name, options,
+                                     options_.max_pending_bytes, this));
     Topic* raw = topic.get();
     topics_.emplace(name, std::move(topic));
     return raw;

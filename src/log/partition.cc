@@ -1,6 +1,7 @@
 #include "log/partition.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "common/logging.h"
 
@@ -36,7 +37,7 @@ private:
     Partition* partition_;  // outlives the reader (owned by the Log)
     std::shared_ptr<Segment> segment_;
     uint64_t position_ = 0;
-    Offset next_;            // offset of the record at position_
+    Offset next_;           // offset of the record at position_
     Offset skip_until_{0};  // records below this are read past but not returned
     std::string buf_;
     std::vector<RecordView> views_;
@@ -80,6 +81,10 @@ Status PartitionReader::Locate() {
 Result<std::span<const RecordView>> PartitionReader::Read(size_t max_records, size_t max_bytes) {
     views_.clear();
     Offset end = partition_->visible_end();
+    if (next() >= end) {
+        partition_->Refresh();
+        end = partition_->visible_end();
+    }
     if (next() >= end || max_records == 0) {
         if (next() >= end) EVENTLOOM_RETURN_IF_ERROR(partition_->corruption());
         return std::span<const RecordView>();
@@ -181,10 +186,12 @@ Status Partition::Recover() {
     }
     std::sort(bases.begin(), bases.end());
 
+    if (bases.empty() && config_.read_only) {
+        return NotFoundError(Name() + " has no segment yet");
+    }
     if (bases.empty()) {
-        EVENTLOOM_ASSIGN_OR_RETURN(active_,
-                                   Segment::Create(fs, config_.dir, Offset(0),
-                                                   config_.options.segment_bytes));
+        EVENTLOOM_ASSIGN_OR_RETURN(
+            active_, Segment::Create(fs, config_.dir, Offset(0), config_.options.segment_bytes));
         segments_.push_back(active_);
     } else {
         EVENTLOOM_RETURN_IF_ERROR(RecoverSealed(bases));
@@ -203,20 +210,18 @@ Status Partition::RecoverSealed(const std::vector<int64_t>& bases) {
     FileSystem* fs = config_.fs;
     for (size_t i = 0; i + 1 < bases.size(); ++i) {
         Offset base(bases[i]);
-        if (!fs->Exists(config_.dir + "/" + lf::IndexFileName(bases[i]))) {
+        if (!config_.read_only && !fs->Exists(config_.dir + "/" + lf::IndexFileName(bases[i]))) {
             // A roll that crashed before sealing: the segment was synced before the next one
             // was created, so it must scan clean to its end; seal it now.
             EVENTLOOM_ASSIGN_OR_RETURN(
-                auto file, fs->Open(config_.dir + "/" + lf::SegmentFileName(bases[i]),
-                                    OpenMode::kReadWrite));
-            EVENTLOOM_ASSIGN_OR_RETURN(ScanResult scan,
-                                       ScanFrames(*file, lf::kSegmentHeaderBytes, bases[i],
-                                                  bases[i], max_body_,
-                                                  config_.options.index_interval_bytes));
+                auto file,
+                fs->Open(config_.dir + "/" + lf::SegmentFileName(bases[i]), OpenMode::kReadWrite));
+            EVENTLOOM_ASSIGN_OR_RETURN(
+                ScanResult scan, ScanFrames(*file, lf::kSegmentHeaderBytes, bases[i], bases[i],
+                                            max_body_, config_.options.index_interval_bytes));
             if (scan.stop != lf::FrameCheck::kEnd || scan.next_offset != bases[i + 1]) {
-                return DataLossError(file->path() + " byte " +
-                                     std::to_string(scan.end_position) + ": " +
-                                     std::string(lf::FrameCheckName(scan.stop)) +
+                return DataLossError(file->path() + " byte " + std::to_string(scan.end_position) +
+                                     ": " + std::string(lf::FrameCheckName(scan.stop)) +
                                      " in a sealed segment");
             }
             Segment segment(std::move(file), base);
@@ -234,6 +239,7 @@ Status Partition::RecoverSealed(const std::vector<int64_t>& bases) {
 Status Partition::RecoverActive(int64_t base) {
     FileSystem* fs = config_.fs;
     std::string path = config_.dir + "/" + lf::SegmentFileName(base);
+    if (config_.read_only) return FollowActive(base);
     EVENTLOOM_ASSIGN_OR_RETURN(auto file, fs->Open(path, OpenMode::kReadWrite));
     EVENTLOOM_ASSIGN_OR_RETURN(uint64_t file_size, file->Size());
 
@@ -248,10 +254,10 @@ Status Partition::RecoverActive(int64_t base) {
                                    FindIntactFrame(*file, 0, file_size, base, max_body_));
         if (intact >= 0) return DataLossError(path + " byte 0: segment header is damaged");
         config_.fs->Remove(path).IgnoreError();
-        logging::Get("log")->warn("{} recreating segment {} whose creation did not finish",
-                                  Name(), path);
-        EVENTLOOM_ASSIGN_OR_RETURN(active_, Segment::Create(fs, config_.dir, Offset(base),
-                                                            config_.options.segment_bytes));
+        logging::Get("log")->warn("{} recreating segment {} whose creation did not finish", Name(),
+                                  path);
+        EVENTLOOM_ASSIGN_OR_RETURN(
+            active_, Segment::Create(fs, config_.dir, Offset(base), config_.options.segment_bytes));
         segments_.push_back(active_);
         written_end_local_ = base;
         return Status::Ok();
@@ -263,18 +269,18 @@ Status Partition::RecoverActive(int64_t base) {
     if (scan.stop != lf::FrameCheck::kEnd) {
         uint64_t bad = scan.end_position;
         // A crash tears at most kMaxUnsyncedBytes; an intact record beyond that was synced.
-        EVENTLOOM_ASSIGN_OR_RETURN(int64_t intact,
-                                   FindIntactFrame(*file, bad + lf::kMaxUnsyncedBytes + 1,
-                                                   file_size, scan.next_offset, max_body_));
+        EVENTLOOM_ASSIGN_OR_RETURN(
+            int64_t intact, FindIntactFrame(*file, bad + lf::kMaxUnsyncedBytes + 1, file_size,
+                                            scan.next_offset, max_body_));
         std::string what = scan.stop_detail.empty() ? std::string(lf::FrameCheckName(scan.stop))
                                                     : scan.stop_detail;
         if (intact >= 0) {
             // Records that were synced lie beyond the damage: not a torn tail.
-            corruption_ = DataLossError(path + " byte " + std::to_string(bad) + ": " + what +
-                                        "; intact records follow at byte " +
-                                        std::to_string(intact) +
-                                        "; the partition serves records only up to offset " +
-                                        std::to_string(scan.next_offset));
+            corruption_ =
+                DataLossError(path + " byte " + std::to_string(bad) + ": " + what +
+                              "; intact records follow at byte " + std::to_string(intact) +
+                              "; the partition serves records only up to offset " +
+                              std::to_string(scan.next_offset));
             error_ = corruption_;
             logging::Get("log")->error("{} {}", Name(), corruption_.message());
         } else {
@@ -301,6 +307,48 @@ Status Partition::RecoverActive(int64_t base) {
     return Status::Ok();
 }
 
+Status Partition::FollowActive(int64_t base) {
+    std::string path = config_.dir + "/" + lf::SegmentFileName(base);
+    EVENTLOOM_ASSIGN_OR_RETURN(auto file, config_.fs->Open(path, OpenMode::kRead));
+    // The writer may be in the middle of a record: whatever stops the scan is the end for now.
+    EVENTLOOM_ASSIGN_OR_RETURN(ScanResult scan,
+                               ScanFrames(*file, lf::kSegmentHeaderBytes, base, base, max_body_,
+                                          config_.options.index_interval_bytes));
+    auto segment = std::make_shared<Segment>(std::move(file), Offset(base));
+    segment->ResetWritten(scan.end_position, std::move(scan.index));
+    {
+        std::unique_lock<std::shared_mutex> lock(segments_mu_);
+        segments_.push_back(segment);
+    }
+    active_ = std::move(segment);
+    written_end_local_ = scan.next_offset;
+    return Status::Ok();
+}
+
+void Partition::Refresh() {
+    if (!config_.read_only) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (;;) {
+        auto scan =
+            ScanFrames(*active_->file(), active_->written_size(), written_end_local_,
+                       active_->base().value(), max_body_, config_.options.index_interval_bytes);
+        if (!scan.ok()) return;
+        bool grew = scan->next_offset > written_end_local_;
+        if (grew) {
+            active_->Extend(scan->end_position, scan->index);
+            written_end_local_ = scan->next_offset;
+            written_end_ = durable_end_ = visible_end_ = written_end_local_;
+        }
+        // The writer rolled: a segment now starts where this one ends.
+        std::string next_path = config_.dir + "/" + lf::SegmentFileName(written_end_local_);
+        if (grew || !config_.fs->Exists(next_path)) break;
+        active_->MarkSealed();
+        if (!FollowActive(written_end_local_).ok()) break;
+        written_end_ = durable_end_ = visible_end_ = written_end_local_;
+    }
+    cv_.notify_all();
+}
+
 void Partition::AppendLocked(std::string_view payload, int64_t timestamp_ms) {
     uint64_t frame_bytes = lf::kRecordOverhead + payload.size();
     bool segment_full = tail_position_ + frame_bytes > config_.options.segment_bytes &&
@@ -319,8 +367,8 @@ void Partition::AppendLocked(std::string_view payload, int64_t timestamp_ms) {
     }
     PendingChunk& chunk = pending_.back();
     bool first_in_segment = tail_position_ == lf::kSegmentHeaderBytes;
-    if (first_in_segment || tail_position_ - last_index_position_ >=
-                                config_.options.index_interval_bytes) {
+    if (first_in_segment ||
+        tail_position_ - last_index_position_ >= config_.options.index_interval_bytes) {
         chunk.index.push_back({static_cast<uint32_t>(next_offset_ - tail_base_),
                                static_cast<uint32_t>(tail_position_)});
         last_index_position_ = tail_position_;
@@ -336,6 +384,9 @@ Result<Offset> Partition::Append(std::string_view payload, bool wait) {
         return InvalidArgumentError("record is " + std::to_string(payload.size()) +
                                     " bytes, the topic's limit is " +
                                     std::to_string(config_.options.max_record_bytes));
+    }
+    if (config_.read_only) {
+        return FailedPreconditionError(Name() + " is open read-only");
     }
     int64_t timestamp_ms = NowMs();
     Offset offset;
@@ -386,6 +437,18 @@ Status Partition::WaitVisible(Offset offset) {
 
 bool Partition::WaitForData(Offset offset, std::chrono::milliseconds timeout) {
     if (visible_end() > offset) return true;
+    if (config_.read_only) {
+        // Another process writes: poll the file.
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            Refresh();
+            if (visible_end() > offset) return true;
+            auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) return false;
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                deadline - now, std::chrono::milliseconds(20)));
+        }
+    }
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, timeout, [&] { return visible_end() > offset || !error_.ok(); }) &&
            visible_end() > offset;
@@ -462,9 +525,9 @@ void Partition::PublishDurable(int64_t end_offset) {
 Status Partition::Roll(int64_t new_base) {
     EVENTLOOM_RETURN_IF_ERROR(SyncActive());
     EVENTLOOM_RETURN_IF_ERROR(active_->Seal(config_.fs, config_.dir));
-    EVENTLOOM_ASSIGN_OR_RETURN(auto segment,
-                               Segment::Create(config_.fs, config_.dir, Offset(new_base),
-                                               config_.options.segment_bytes));
+    EVENTLOOM_ASSIGN_OR_RETURN(
+        auto segment,
+        Segment::Create(config_.fs, config_.dir, Offset(new_base), config_.options.segment_bytes));
     {
         std::unique_lock<std::shared_mutex> lock(segments_mu_);
         segments_.push_back(segment);
@@ -524,6 +587,7 @@ Status Partition::Flush() {
 
 Status Partition::EnforceRetention() {
     const TopicOptions& o = config_.options;
+    if (config_.read_only) return Status::Ok();
     if (o.retention_bytes == 0 && o.retention_age.count() == 0) return Status::Ok();
     std::vector<std::shared_ptr<Segment>> doomed;
     {
@@ -533,8 +597,8 @@ Status Partition::EnforceRetention() {
         int64_t now_ms = NowMs();
         while (segments_.size() > 1 && segments_.front()->sealed()) {
             const auto& oldest = segments_.front();
-            bool over_size = o.retention_bytes > 0 &&
-                             total - oldest->visible_size() >= o.retention_bytes;
+            bool over_size =
+                o.retention_bytes > 0 && total - oldest->visible_size() >= o.retention_bytes;
             bool too_old = false;
             if (o.retention_age.count() > 0) {
                 auto mtime = config_.fs->ModifiedTimeMs(oldest->path());

@@ -40,6 +40,9 @@ public:
         FileSystem* fs = nullptr;
         uint64_t max_pending_bytes = 64ull << 20;
         FlushScheduler* scheduler = nullptr;  // must outlive the partition
+        // Follows a partition another process writes: no repairs, no appends; new records
+        // are found by re-scanning the active segment (Refresh).
+        bool read_only = false;
     };
 
     // Opens the partition directory (creating it when missing) and recovers it.
@@ -59,6 +62,9 @@ public:
 
     Result<std::unique_ptr<Reader>> OpenReader(Offset from);
     PartitionInfo Describe();
+
+    // Read-only mode: picks up records and segments the writing process added since.
+    void Refresh();
 
     // Background work, called by the log's flusher thread.
     void BackgroundFlush();
@@ -90,6 +96,7 @@ private:
     Status Recover();
     Status RecoverSealed(const std::vector<int64_t>& bases);
     Status RecoverActive(int64_t base);
+    Status FollowActive(int64_t base);
     void AppendLocked(std::string_view payload, int64_t timestamp_ms);
     // Writes what is pending; mu_ is held on entry and exit, released during I/O.
     void FlushLocked(std::unique_lock<std::mutex>& lock);

@@ -170,7 +170,8 @@ Result<int64_t> FindIntactFrame(const File& file, uint64_t from, uint64_t to, in
             if (body < lf::kBodyHeaderBytes || body > max_body) continue;
             if (static_cast<int64_t>(lf::GetU64(p + 8)) < min_offset) continue;
             lf::ParsedFrame frame;
-            if (lf::ParseFrame(std::string_view(p, n - i), max_body, &frame) == lf::FrameCheck::kOk) {
+            if (lf::ParseFrame(std::string_view(p, n - i), max_body, &frame) ==
+                lf::FrameCheck::kOk) {
                 return static_cast<int64_t>(pos + i);
             }
         }
@@ -209,9 +210,9 @@ Result<std::shared_ptr<Segment>> Segment::OpenSealed(FileSystem* fs, const std::
     std::vector<IndexEntry> index;
     auto index_data = fs->ReadFile(IndexPath(dir, base));
     if (!index_data.ok() || !DecodeIndex(*index_data, size, &index)) {
-        EVENTLOOM_ASSIGN_OR_RETURN(ScanResult scan,
-                                   ScanFrames(*file, lf::kSegmentHeaderBytes, base.value(),
-                                              base.value(), max_body, index_interval));
+        EVENTLOOM_ASSIGN_OR_RETURN(
+            ScanResult scan, ScanFrames(*file, lf::kSegmentHeaderBytes, base.value(), base.value(),
+                                        max_body, index_interval));
         index = std::move(scan.index);
     }
     auto segment = std::make_shared<Segment>(std::move(file), base);
@@ -252,11 +253,18 @@ void Segment::ResetWritten(uint64_t size, std::vector<IndexEntry> index) {
     index_ = std::move(index);
 }
 
+void Segment::Extend(uint64_t size, const std::vector<IndexEntry>& index) {
+    written_size_ = size;
+    AddIndexEntries(index);
+    set_visible_size(size);
+}
+
 uint64_t Segment::Lookup(Offset target, Offset* entry_offset) const {
     std::lock_guard<std::mutex> lock(index_mu_);
     auto relative = static_cast<uint32_t>(target - base_);
-    auto it = std::upper_bound(index_.begin(), index_.end(), relative,
-                               [](uint32_t r, const IndexEntry& e) { return r < e.relative_offset; });
+    auto it =
+        std::upper_bound(index_.begin(), index_.end(), relative,
+                         [](uint32_t r, const IndexEntry& e) { return r < e.relative_offset; });
     if (it == index_.begin()) {
         *entry_offset = base_;
         return lf::kSegmentHeaderBytes;

@@ -72,6 +72,9 @@ public:
     Status Seal(FileSystem* fs, const std::string& dir);
     // Used by recovery: the segment continues after `size` bytes.
     void ResetWritten(uint64_t size, std::vector<IndexEntry> index);
+    // Read-only followers: records found past the end, and the writer's roll.
+    void Extend(uint64_t size, const std::vector<IndexEntry>& index);
+    void MarkSealed() { sealed_.store(true, std::memory_order_release); }
     uint64_t written_size() const { return written_size_; }
 
     uint64_t visible_size() const { return visible_size_.load(std::memory_order_acquire); }

@@ -6,9 +6,12 @@ namespace eventloom {
 
 std::string_view DurabilityName(Durability d) {
     switch (d) {
-        case Durability::kAlways: return "always";
-        case Durability::kInterval: return "interval";
-        case Durability::kNever: return "never";
+        case Durability::kAlways:
+            return "always";
+        case Durability::kInterval:
+            return "interval";
+        case Durability::kNever:
+            return "never";
     }
     return "unknown";
 }
@@ -54,8 +57,9 @@ Status ValidateTopicOptions(const TopicOptions& o) {
     if (o.max_record_bytes < 1 || o.max_record_bytes > (64u << 20) ||
         o.max_record_bytes + log_format::kRecordOverhead + log_format::kSegmentHeaderBytes >
             o.segment_bytes) {
-        return InvalidArgumentError("max_record_bytes must be 1..64 MiB and fit in a segment, got " +
-                                    std::to_string(o.max_record_bytes));
+        return InvalidArgumentError(
+            "max_record_bytes must be 1..64 MiB and fit in a segment, got " +
+            std::to_string(o.max_record_bytes));
     }
     if (o.index_interval_bytes < 64) {
         return InvalidArgumentError("index_interval_bytes must be at least 64, got " +
@@ -123,26 +127,28 @@ Result<std::unique_ptr<LogTopic>> LogTopic::Create(FileSystem* fs, const std::st
     EVENTLOOM_RETURN_IF_ERROR(ValidateTopicName(name));
     EVENTLOOM_RETURN_IF_ERROR(ValidateTopicOptions(options));
     EVENTLOOM_RETURN_IF_ERROR(fs->CreateDirs(dir));
-    EVENTLOOM_RETURN_IF_ERROR(fs->WriteFileAtomic(dir + "/topic.json", TopicOptionsToJson(options)));
+    EVENTLOOM_RETURN_IF_ERROR(
+        fs->WriteFileAtomic(dir + "/topic.json", TopicOptionsToJson(options)));
     std::unique_ptr<LogTopic> topic(new LogTopic(name, options));
-    EVENTLOOM_RETURN_IF_ERROR(topic->OpenPartitions(fs, dir, max_pending_bytes, scheduler));
+    EVENTLOOM_RETURN_IF_ERROR(topic->OpenPartitions(fs, dir, max_pending_bytes, scheduler, false));
     return topic;
 }
 
 Result<std::unique_ptr<LogTopic>> LogTopic::Open(FileSystem* fs, const std::string& dir,
                                                  const std::string& name,
                                                  uint64_t max_pending_bytes,
-                                                 FlushScheduler* scheduler) {
+                                                 FlushScheduler* scheduler, bool read_only) {
     std::string meta_path = dir + "/topic.json";
     EVENTLOOM_ASSIGN_OR_RETURN(std::string meta, fs->ReadFile(meta_path));
     EVENTLOOM_ASSIGN_OR_RETURN(TopicOptions options, TopicOptionsFromJson(meta, meta_path));
     std::unique_ptr<LogTopic> topic(new LogTopic(name, options));
-    EVENTLOOM_RETURN_IF_ERROR(topic->OpenPartitions(fs, dir, max_pending_bytes, scheduler));
+    EVENTLOOM_RETURN_IF_ERROR(
+        topic->OpenPartitions(fs, dir, max_pending_bytes, scheduler, read_only));
     return topic;
 }
 
-Status LogTopic::OpenPartitions(FileSystem* fs, const std::string& dir,
-                                uint64_t max_pending_bytes, FlushScheduler* scheduler) {
+Status LogTopic::OpenPartitions(FileSystem* fs, const std::string& dir, uint64_t max_pending_bytes,
+                                FlushScheduler* scheduler, bool read_only) {
     for (int32_t i = 0; i < options_.partitions; ++i) {
         Partition::Config config;
         config.topic = name_;
@@ -152,6 +158,7 @@ Status LogTopic::OpenPartitions(FileSystem* fs, const std::string& dir,
         config.fs = fs;
         config.max_pending_bytes = max_pending_bytes;
         config.scheduler = scheduler;
+        config.read_only = read_only;
         EVENTLOOM_ASSIGN_OR_RETURN(auto partition, Partition::Open(std::move(config)));
         partitions_.push_back(std::move(partition));
     }

@@ -23,7 +23,7 @@ public:
     static Result<std::unique_ptr<LogTopic>> Open(FileSystem* fs, const std::string& dir,
                                                   const std::string& name,
                                                   uint64_t max_pending_bytes,
-                                                  FlushScheduler* scheduler);
+                                                  FlushScheduler* scheduler, bool read_only);
 
     const std::string& name() const override { return name_; }
     const TopicOptions& options() const override { return options_; }
@@ -44,7 +44,7 @@ public:
 private:
     LogTopic(std::string name, TopicOptions options) : name_(std::move(name)), options_(options) {}
     Status OpenPartitions(FileSystem* fs, const std::string& dir, uint64_t max_pending_bytes,
-                          FlushScheduler* scheduler);
+                          FlushScheduler* scheduler, bool read_only);
     Result<Partition*> Get(PartitionId partition);
 
     std::string name_;

@@ -22,8 +22,8 @@ TEST(Crc32c, MatchesKnownVectors) {
 
 TEST(Crc32c, ExtendEqualsWholeValue) {
     std::string data = "hello, event log";
-    uint32_t split = crc32c::Extend(crc32c::Value(data.substr(0, 5)), data.data() + 5,
-                                    data.size() - 5);
+    uint32_t split =
+        crc32c::Extend(crc32c::Value(data.substr(0, 5)), data.data() + 5, data.size() - 5);
     EXPECT_EQ(split, crc32c::Value(data));
 }
 

@@ -22,10 +22,10 @@ TEST(Status, CodesCarryTheRetryDecision) {
         bool retryable;
     };
     const Case cases[] = {
-        {UnavailableError("x"), true},         {DeadlineExceededError("x"), true},
-        {ResourceExhaustedError("x"), true},   {AbortedError("x"), true},
-        {InvalidArgumentError("x"), false},    {FailedPreconditionError("x"), false},
-        {DataLossError("x"), false},           {NotFoundError("x"), false},
+        {UnavailableError("x"), true},       {DeadlineExceededError("x"), true},
+        {ResourceExhaustedError("x"), true}, {AbortedError("x"), true},
+        {InvalidArgumentError("x"), false},  {FailedPreconditionError("x"), false},
+        {DataLossError("x"), false},         {NotFoundError("x"), false},
         {InternalError("x"), false},
     };
     for (const Case& c : cases) {

@@ -46,7 +46,8 @@ TEST_F(LogTest, TornTailIsCutAndNeverServed) {
     fs_.PauseSyncs();
     // Five records are written, but their sync never completes: the machine dies.
     std::thread writer([&] {
-        for (int i = 10; i < 15; ++i) topic->AppendTo(PartitionId(0), Payload(i)).status().IgnoreError();
+        for (int i = 10; i < 15; ++i)
+            topic->AppendTo(PartitionId(0), Payload(i)).status().IgnoreError();
         topic->WaitDurable({PartitionId(0), Offset(14)}).IgnoreError();
     });
     while (fs_.syncs_waiting() == 0) std::this_thread::yield();

@@ -108,7 +108,8 @@ TEST_F(SegmentTest, DamagedIndexIsRebuiltByScanning) {
     uint64_t position = (*segment)->Lookup(Offset(45), &entry);
     EXPECT_LE(entry, Offset(45));
     EXPECT_GT(entry, Offset(40));  // a 256-byte interval puts an entry every 3 records
-    EXPECT_EQ(position, lf::kSegmentHeaderBytes + (entry - Offset(10)) * (lf::kRecordOverhead + 100));
+    EXPECT_EQ(position,
+              lf::kSegmentHeaderBytes + (entry - Offset(10)) * (lf::kRecordOverhead + 100));
 }
 
 TEST_F(SegmentTest, WrongHeaderIsDataLoss) {

@@ -1,9 +1,10 @@
 // Topics: names, options, partitioning by key, persistence across reopen.
+#include "log/topic.h"
+
 #include <map>
 #include <set>
 
 #include "log/log_fixture.h"
-#include "log/topic.h"
 
 namespace eventloom::testing {
 namespace {
@@ -159,6 +160,32 @@ TEST_F(LogTest, SecondOpenOfTheSameDirectoryIsRefused) {
     auto second = Log::Open(options);
     EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
     EXPECT_THAT(second.status().message(), HasSubstr("in use"));
+}
+
+}  // namespace
+}  // namespace eventloom::testing
+
+namespace eventloom::testing {
+namespace {
+
+TEST_F(LogTest, ReadOnlyFollowerSeesRecordsAndRollsOfTheWriter) {
+    Topic* writer = Create("t", SmallSegments());
+    PublishMany(writer, 0, 10);
+
+    LogOptions options;
+    options.dir = dir_.Sub("log");
+    options.read_only = true;
+    auto follower_log = Log::Open(options);
+    ASSERT_TRUE(follower_log.ok()) << follower_log.status().ToString();
+    Topic* follower = *(*follower_log)->GetTopic("t");
+    EXPECT_EQ(ReadAll(follower).size(), 10u);
+    EXPECT_FALSE(follower->PublishTo(PartitionId(0), "x").ok());
+
+    PublishMany(writer, 10, 1000);  // rolls into new segments
+    EXPECT_TRUE(follower->WaitForData(PartitionId(0), Offset(1009), std::chrono::seconds(60)));
+    std::vector<std::string> records = ReadAll(follower);
+    ASSERT_EQ(records.size(), 1010u);
+    EXPECT_EQ(records[1009], Payload(1009));
 }
 
 }  // namespace
