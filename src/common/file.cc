@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -80,11 +81,18 @@ public:
         return Status::Ok();
     }
 
-    Status Allocate(uint64_t size) override {
-        int err = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
-        if (err == 0) return Status::Ok();
-        if (err == EOPNOTSUPP || err == EINVAL) return Truncate(size);  // e.g. tmpfs quirks
-        return ErrnoStatus("fallocate", path_, err);
+    Status Preallocate(uint64_t from, uint64_t size) override {
+        if (size <= from) return Status::Ok();
+        int err = ::posix_fallocate(fd_, static_cast<off_t>(from), static_cast<off_t>(size - from));
+        if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+            return ErrnoStatus("fallocate", path_, err);
+        }
+        static const std::string kZeros(1 << 20, '\0');
+        for (uint64_t at = from; at < size; at += kZeros.size()) {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(kZeros.size(), size - at));
+            EVENTLOOM_RETURN_IF_ERROR(WriteAt(at, std::string_view(kZeros.data(), n)));
+        }
+        return Status::Ok();
     }
 
     Result<uint64_t> Size() const override {

@@ -30,8 +30,10 @@ public:
     // Makes written data durable (fdatasync).
     virtual Status Sync() = 0;
     virtual Status Truncate(uint64_t size) = 0;
-    // Reserves `size` bytes of disk for the file (its size becomes at least `size`).
-    virtual Status Allocate(uint64_t size) = 0;
+    // Reserves disk for bytes [from, size) and fills them with zeros, so that later writes
+    // there overwrite written blocks and their syncs carry no file-system metadata. The file's
+    // size becomes at least `size`. The caller syncs.
+    virtual Status Preallocate(uint64_t from, uint64_t size) = 0;
     virtual Result<uint64_t> Size() const = 0;
     virtual const std::string& path() const = 0;
 };

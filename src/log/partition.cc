@@ -186,6 +186,11 @@ Status Partition::Recover() {
     }
     std::sort(bases.begin(), bases.end());
 
+    if (!config_.read_only) {
+        // A half-made spare segment is dropped; a finished one is used at the next roll.
+        fs->Remove(PreparedPath() + ".tmp").IgnoreError();
+        next_ready_.store(fs->Exists(PreparedPath()));
+    }
     if (bases.empty() && config_.read_only) {
         return NotFoundError(Name() + " has no segment yet");
     }
@@ -296,7 +301,7 @@ Status Partition::RecoverActive(int64_t base) {
         }
     }
     if (file_size < config_.options.segment_bytes && error_.ok()) {
-        EVENTLOOM_RETURN_IF_ERROR(file->Allocate(config_.options.segment_bytes));
+        EVENTLOOM_RETURN_IF_ERROR(file->Preallocate(file_size, config_.options.segment_bytes));
     }
     active_ = std::make_shared<Segment>(std::move(file), Offset(base));
     active_->ResetWritten(scan.end_position, std::move(scan.index));
@@ -527,7 +532,8 @@ Status Partition::Roll(int64_t new_base) {
     EVENTLOOM_RETURN_IF_ERROR(active_->Seal(config_.fs, config_.dir));
     EVENTLOOM_ASSIGN_OR_RETURN(
         auto segment,
-        Segment::Create(config_.fs, config_.dir, Offset(new_base), config_.options.segment_bytes));
+        Segment::Create(config_.fs, config_.dir, Offset(new_base), config_.options.segment_bytes,
+                        next_ready_.exchange(false) ? PreparedPath() : std::string()));
     {
         std::unique_lock<std::shared_mutex> lock(segments_mu_);
         segments_.push_back(segment);
@@ -550,7 +556,26 @@ void Partition::BackgroundFlush() {
     }
 }
 
+std::string Partition::PreparedPath() const { return config_.dir + "/next.segment"; }
+
+void Partition::PrepareNextSegment() {
+    if (config_.read_only || next_ready_.load()) return;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (tail_position_ < config_.options.segment_bytes / 2 || !error_.ok()) return;
+    }
+    std::string tmp = PreparedPath() + ".tmp";
+    Status status = PrepareSegmentFile(config_.fs, tmp, config_.options.segment_bytes);
+    if (status.ok()) status = config_.fs->Rename(tmp, PreparedPath());
+    if (!status.ok()) {
+        logging::Get("log")->warn("{} preparing the next segment: {}", Name(), status.ToString());
+        return;
+    }
+    next_ready_.store(true);
+}
+
 void Partition::Tick(std::chrono::steady_clock::time_point now) {
+    PrepareNextSegment();
     if (config_.options.durability != Durability::kInterval) return;
     std::unique_lock<std::mutex> lock(mu_);
     if (flushing_ || !error_.ok() || now - last_sync_ < config_.options.sync_interval) return;

@@ -106,6 +106,9 @@ private:
     void PublishWritten(int64_t end_offset);
     void PublishDurable(int64_t end_offset);
     std::string Name() const;
+    std::string PreparedPath() const;
+    // Zero-fills the next segment ahead of the roll, once the active one is half full.
+    void PrepareNextSegment();
 
     Config config_;
     const uint64_t max_body_;
@@ -134,6 +137,7 @@ private:
     std::atomic<int64_t> durable_end_{0};
     std::atomic<int64_t> written_end_{0};
     std::atomic<bool> retention_due_{false};
+    std::atomic<bool> next_ready_{false};  // a zero-filled spare segment waits at PreparedPath()
 
     mutable std::shared_mutex segments_mu_;
     std::vector<std::shared_ptr<Segment>> segments_;  // guarded by segments_mu_; by base

@@ -182,14 +182,23 @@ Result<int64_t> FindIntactFrame(const File& file, uint64_t from, uint64_t to, in
 
 Segment::Segment(std::unique_ptr<File> file, Offset base) : file_(std::move(file)), base_(base) {}
 
-Result<std::shared_ptr<Segment>> Segment::Create(FileSystem* fs, const std::string& dir,
-                                                 Offset base, uint64_t preallocate) {
-    std::string path = dir + "/" + lf::SegmentFileName(base.value());
+Status PrepareSegmentFile(FileSystem* fs, const std::string& path, uint64_t size) {
     EVENTLOOM_ASSIGN_OR_RETURN(auto file, fs->Open(path, OpenMode::kReadWrite));
     EVENTLOOM_RETURN_IF_ERROR(file->Truncate(0));
-    if (preallocate > lf::kSegmentHeaderBytes) {
-        EVENTLOOM_RETURN_IF_ERROR(file->Allocate(preallocate));
+    EVENTLOOM_RETURN_IF_ERROR(file->Preallocate(0, size));
+    return file->Sync();
+}
+
+Result<std::shared_ptr<Segment>> Segment::Create(FileSystem* fs, const std::string& dir,
+                                                 Offset base, uint64_t preallocate,
+                                                 const std::string& prepared) {
+    std::string path = dir + "/" + lf::SegmentFileName(base.value());
+    if (!prepared.empty() && fs->Exists(prepared)) {
+        EVENTLOOM_RETURN_IF_ERROR(fs->Rename(prepared, path));
+    } else {
+        EVENTLOOM_RETURN_IF_ERROR(PrepareSegmentFile(fs, path, preallocate));
     }
+    EVENTLOOM_ASSIGN_OR_RETURN(auto file, fs->Open(path, OpenMode::kReadWrite));
     char header[lf::kSegmentHeaderBytes];
     std::memcpy(header, lf::kSegmentMagic, 8);
     lf::PutU64(header + 8, static_cast<uint64_t>(base.value()));

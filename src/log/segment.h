@@ -44,15 +44,21 @@ Result<ScanResult> ScanFrames(const File& file, uint64_t position, int64_t offse
 Result<int64_t> FindIntactFrame(const File& file, uint64_t from, uint64_t to, int64_t min_offset,
                                 uint64_t max_body);
 
+// Writes a zero-filled, synced file of `size` bytes at `path`: a segment-to-be.
+Status PrepareSegmentFile(FileSystem* fs, const std::string& path, uint64_t size);
+
 class Segment {
 public:
     Segment(std::unique_ptr<File> file, Offset base);
     Segment(const Segment&) = delete;
     Segment& operator=(const Segment&) = delete;
 
-    // A new, empty active segment: header written, `preallocate` bytes reserved.
+    // A new, empty active segment: header written, `preallocate` bytes reserved and zeroed.
+    // When `prepared` names an existing file made by PrepareSegmentFile, it is renamed into
+    // place instead, so the roll does not pay for zero-filling.
     static Result<std::shared_ptr<Segment>> Create(FileSystem* fs, const std::string& dir,
-                                                   Offset base, uint64_t preallocate);
+                                                   Offset base, uint64_t preallocate,
+                                                   const std::string& prepared = "");
 
     // A sealed segment: its size is the file's size; its index comes from the index file, or
     // from a scan when that file is missing or damaged.

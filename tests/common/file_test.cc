@@ -31,12 +31,16 @@ TEST(PosixFile, OpenMissingForReadIsNotFound) {
     EXPECT_NE(file.status().message().find("missing"), std::string::npos);
 }
 
-TEST(PosixFile, AllocateReservesSize) {
+TEST(PosixFile, PreallocateZeroFillsAndKeepsData) {
     TempDir dir;
     auto file = FileSystem::Default()->Open(dir.Sub("a"), OpenMode::kReadWrite);
     ASSERT_TRUE(file.ok());
-    ASSERT_TRUE((*file)->Allocate(1 << 20).ok());
-    EXPECT_EQ(*(*file)->Size(), 1u << 20);
+    ASSERT_TRUE((*file)->WriteAt(0, "keep").ok());
+    ASSERT_TRUE((*file)->Preallocate(4, (1 << 20) + 5).ok());
+    EXPECT_EQ(*(*file)->Size(), (1u << 20) + 5);
+    std::string head(8, 'x');
+    ASSERT_TRUE((*file)->ReadAt(0, head.data(), head.size()).ok());
+    EXPECT_EQ(head, std::string("keep\0\0\0\0", 8));
 }
 
 TEST(FileSystem, WriteFileAtomicReplacesContent) {

@@ -19,6 +19,14 @@ class LogTest : public ::testing::Test {
 protected:
     void SetUp() override { Open(); }
 
+    // Tests default to 1 MiB segments: every segment is zero-filled when made.
+    static TopicOptions Defaults() {
+        TopicOptions o;
+        o.segment_bytes = 1 << 20;
+        o.max_record_bytes = 512 << 10;
+        return o;
+    }
+
     static TopicOptions SmallSegments() {
         TopicOptions o;
         o.segment_bytes = 64 << 10;
@@ -44,7 +52,7 @@ protected:
         Open();
     }
 
-    Topic* Create(const std::string& name = "t", TopicOptions options = TopicOptions()) {
+    Topic* Create(const std::string& name = "t", TopicOptions options = Defaults()) {
         auto topic = log_->CreateTopic(name, options);
         EXPECT_TRUE(topic.ok()) << topic.status().ToString();
         return topic.ok() ? *topic : nullptr;

@@ -66,7 +66,7 @@ TEST_F(LogTest, RecordLargerThanReadBufferIsReturnedWhole) {
 }
 
 TEST_F(LogTest, RecordOverTheLimitIsRejected) {
-    TopicOptions options;
+    TopicOptions options = Defaults();
     options.max_record_bytes = 1000;
     Topic* topic = Create("t", options);
     auto pos = topic->PublishTo(PartitionId(0), std::string(1001, 'x'));
@@ -157,7 +157,7 @@ TEST_F(LogTest, PendingLimitPushesBack) {
 }
 
 TEST_F(LogTest, IntervalPolicyShowsRecordsAtOnceAndSyncsLater) {
-    TopicOptions options;
+    TopicOptions options = Defaults();
     options.durability = Durability::kInterval;
     options.sync_interval = std::chrono::milliseconds(10);
     Topic* topic = Create("t", options);
@@ -172,7 +172,7 @@ TEST_F(LogTest, IntervalPolicyShowsRecordsAtOnceAndSyncsLater) {
 }
 
 TEST_F(LogTest, NeverPolicySyncsOnFlush) {
-    TopicOptions options;
+    TopicOptions options = Defaults();
     options.durability = Durability::kNever;
     Topic* topic = Create("t", options);
     int syncs_before = fs_.syncs();

@@ -88,8 +88,9 @@ TEST_F(LogTest, DamagedLastRecordIsCutAsTornTail) {
 }
 
 TEST_F(LogTest, CorruptionInTheMiddleIsReportedAndNotSkipped) {
-    TopicOptions options;
+    TopicOptions options = Defaults();
     options.durability = Durability::kNever;
+    options.segment_bytes = 64 << 20;
     Topic* topic = Create("t", options);
     // More than the unsynced-bytes bound lies after the damage, so it cannot be a torn tail.
     int count = static_cast<int>(lf::kMaxUnsyncedBytes / 1000) + 2000;

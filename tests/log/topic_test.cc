@@ -94,7 +94,7 @@ TEST_F(LogTest, CreateTopicTwiceWithSameOptionsReturnsIt) {
 
 TEST_F(LogTest, CreateTopicWithOtherOptionsIsAlreadyExists) {
     Create();
-    TopicOptions other;
+    TopicOptions other = Defaults();
     other.partitions = 2;
     EXPECT_EQ(log_->CreateTopic("t", other).status().code(), StatusCode::kAlreadyExists);
 }
@@ -104,7 +104,7 @@ TEST_F(LogTest, UnknownTopicIsNotFound) {
 }
 
 TEST_F(LogTest, SameKeyAlwaysGoesToSamePartition) {
-    TopicOptions options;
+    TopicOptions options = Defaults();
     options.partitions = 8;
     Topic* topic = Create("t", options);
     std::map<std::string, int32_t> seen;
@@ -123,7 +123,7 @@ TEST_F(LogTest, SameKeyAlwaysGoesToSamePartition) {
 }
 
 TEST_F(LogTest, EmptyKeyGoesRoundRobin) {
-    TopicOptions options;
+    TopicOptions options = Defaults();
     options.partitions = 4;
     Topic* topic = Create("t", options);
     std::vector<int32_t> partitions;
@@ -140,7 +140,7 @@ TEST_F(LogTest, UnknownPartitionIsInvalidArgument) {
 }
 
 TEST_F(LogTest, TopicsAndRecordsSurviveReopen) {
-    TopicOptions options;
+    TopicOptions options = Defaults();
     options.partitions = 2;
     Topic* topic = Create("orders", options);
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(topic->PublishTo(PartitionId(i % 2), Payload(i)).ok());

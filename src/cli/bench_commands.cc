@@ -1,0 +1,33 @@
+// eventloom bench NAME: benchmarks against their real peers, run from the one binary.
+#include "cli/cli.h"
+#include "log_bench.h"
+
+namespace eventloom::cli {
+
+void AddBenchCommands(CLI::App& app, GlobalOptions& g, Action& action) {
+    auto* bench = app.add_subcommand(
+        "bench",
+        "Benchmarks: print a table and, as the last line, one JSON object. Peers (nats-server, "
+        "redis-server) are started on 127.0.0.1 by the benchmark; install them with "
+        "'scripts/setup.sh --peers'.");
+    bench->require_subcommand(1);
+
+    auto lo = std::make_shared<bench::LogBenchOptions>();
+    auto* log = bench->add_subcommand(
+        "log", "Durable publish into the embedded log vs NATS JetStream and Redis streams");
+    log->add_option("--sizes", lo->sizes, "Event sizes in bytes")->capture_default_str();
+    log->add_option("--messages", lo->messages, "Events per throughput figure")
+        ->capture_default_str();
+    log->add_option("--window", lo->window, "Publishes in flight")->capture_default_str();
+    log->add_option("--sync-samples", lo->sync_samples, "One-at-a-time publishes for latency")
+        ->capture_default_str();
+    log->add_option("--dir", lo->dir, "Where to put data (default $TMPDIR or /tmp)");
+    auto no_peers = std::make_shared<bool>(false);
+    log->add_flag("--no-peers", *no_peers, "Skip JetStream and Redis");
+    log->callback([&action, lo, no_peers] {
+        lo->peers = !*no_peers;
+        action = [lo] { return bench::RunLogBench(*lo); };
+    });
+}
+
+}  // namespace eventloom::cli

@@ -1,0 +1,33 @@
+// Shared pieces of the eventloom command line: global options and argument parsers.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "eventloom/status.h"
+
+namespace eventloom::cli {
+
+struct GlobalOptions {
+    std::string data_dir;
+    std::string log_level = "warn";
+};
+
+// The command a subcommand chose to run; returns the process exit code.
+using Action = std::function<int()>;
+
+// "64M", "1G", "4096" -> bytes. InvalidArgument names the text.
+Result<uint64_t> ParseBytes(const std::string& text);
+// "500ms", "30s", "5m", "2h", "7d" -> milliseconds; a bare number is milliseconds.
+Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
+
+// Prints "error: <message>" to stderr and returns the exit code for it.
+int Fail(const Status& status);
+
+void AddLogCommands(CLI::App& app, GlobalOptions& global, Action& action);
+void AddBenchCommands(CLI::App& app, GlobalOptions& global, Action& action);
+
+}  // namespace eventloom::cli
