@@ -142,6 +142,10 @@ struct LogOptions {
     FileSystem* fs = nullptr;  // nullptr: the real file system. Must outlive the Log.
     // Upper bound on bytes waiting to be written per partition before Append pushes back.
     uint64_t max_pending_bytes = 64ull << 20;
+    // How long a background flush of appended records waits before it starts. A caller that
+    // waits for durability within it flushes at once, with everything appended so far: so a
+    // window of appends is synced in one batch rather than a small first batch and the rest.
+    std::chrono::microseconds flush_linger{200};
     // Opens a log that another process may be writing, to read it: takes no lock, repairs
     // nothing, refuses appends and topic creation, and finds new records by re-reading the
     // files. Such a reader may see records the writer has not synced yet.

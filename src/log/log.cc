@@ -69,7 +69,8 @@ private:
 
     std::mutex queue_mu_;
     std::condition_variable queue_cv_;
-    std::deque<Partition*> queue_;  // guarded by queue_mu_
+    // Partitions waiting for a background flush, with the time it is due.
+    std::deque<std::pair<Partition*, std::chrono::steady_clock::time_point>> queue_;
     bool stopping_ = false;         // guarded by queue_mu_
     std::thread flusher_;
 };
@@ -163,22 +164,36 @@ Status LogImpl::Flush() {
 }
 
 void LogImpl::RequestFlush(Partition* partition) {
+    // The flush waits out the linger: a caller that waits for durability meanwhile flushes
+    // itself, with everything appended so far, instead of a small batch going first.
+    auto due = std::chrono::steady_clock::now() + options_.flush_linger;
+    bool was_empty;
     {
         std::lock_guard<std::mutex> lock(queue_mu_);
-        queue_.push_back(partition);
+        was_empty = queue_.empty();
+        queue_.emplace_back(partition, due);
     }
-    queue_cv_.notify_one();
+    if (was_empty) queue_cv_.notify_one();
 }
 
 void LogImpl::Run() {
     auto next_retention = std::chrono::steady_clock::now() + kRetentionInterval;
-    std::deque<Partition*> work;
+    std::vector<Partition*> work;
     for (;;) {
         {
             std::unique_lock<std::mutex> lock(queue_mu_);
-            queue_cv_.wait_for(lock, kTickInterval, [&] { return stopping_ || !queue_.empty(); });
+            auto tick = std::chrono::steady_clock::now() + kTickInterval;
+            while (!stopping_) {
+                auto until = queue_.empty() ? tick : std::min(tick, queue_.front().second);
+                if (std::chrono::steady_clock::now() >= until) break;
+                queue_cv_.wait_until(lock, until);
+            }
             if (stopping_) return;
-            work.swap(queue_);
+            auto now = std::chrono::steady_clock::now();
+            while (!queue_.empty() && queue_.front().second <= now) {
+                work.push_back(queue_.front().first);
+                queue_.pop_front();
+            }
         }
         for (Partition* p : work) p->BackgroundFlush();
         work.clear();
