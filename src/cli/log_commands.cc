@@ -252,13 +252,14 @@ struct TailFlags {
 void PrintRecord(const TailFlags& f, PartitionId partition, const RecordView& record) {
     auto event = DecodeEvent(record.payload);
     if (f.json) {
-        nlohmann::json line = {{"partition", partition.value()}, {"offset", record.offset.value()}};
+        // The event is printed as EventToJson wrote it, so its data keeps its bytes.
+        std::cout << "{\"partition\":" << partition.value()
+                  << ",\"offset\":" << record.offset.value();
         if (event.ok()) {
-            line["event"] = nlohmann::json::parse(EventToJson(*event));
+            std::cout << ",\"event\":" << EventToJson(*event) << "}\n";
         } else {
-            line["error"] = event.status().ToString();
+            std::cout << ",\"error\":" << nlohmann::json(event.status().ToString()).dump() << "}\n";
         }
-        std::cout << line.dump() << "\n";
         return;
     }
     std::cout << "p" << partition.value() << "@" << record.offset.value() << "  ";

@@ -111,11 +111,17 @@ Result<TopicOptions> TopicOptionsFromJson(std::string_view text, const std::stri
 }
 
 uint64_t PartitionKeyHash(std::string_view key) {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
     for (unsigned char c : key) {
         h ^= c;
         h *= 0x100000001b3ull;
     }
+    // Finalizer (from MurmurHash3): spreads keys that differ in a few characters.
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h;
 }
 

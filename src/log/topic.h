@@ -57,7 +57,8 @@ private:
 std::string TopicOptionsToJson(const TopicOptions& options);
 Result<TopicOptions> TopicOptionsFromJson(std::string_view json, const std::string& where);
 
-// FNV-1a, 64 bits: the stable hash that maps partition keys to partitions.
+// The stable hash that maps partition keys to partitions: FNV-1a, 64 bits, with the
+// MurmurHash3 finalizer. Part of the on-disk contract: changing it moves keys.
 uint64_t PartitionKeyHash(std::string_view key);
 
 }  // namespace eventloom
