@@ -90,6 +90,10 @@ std::string EncodeEvent(const Event& event);
 void AppendEncodedEvent(const Event& event, std::string* out);
 Result<Event> DecodeEvent(std::string_view bytes, const EventLimits& limits = {});
 
+// `text` with every byte that breaks UTF-8 replaced by '?': for error texts and other foreign
+// strings that go into attribute values.
+std::string ToValidUtf8(std::string_view text);
+
 // Fills `id` (a new UUIDv7) and `time` (now, UTC) when they are empty.
 void FillDefaults(Event* event);
 

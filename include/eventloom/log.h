@@ -56,7 +56,8 @@ struct TopicOptions {
 // Checks ranges; InvalidArgument names the field.
 Status ValidateTopicOptions(const TopicOptions& options);
 
-// Topic names: 1-200 characters of [A-Za-z0-9._-], not starting with '.'.
+// Topic names: 1-200 characters of [A-Za-z0-9._-], not starting with '.' or '_' (reserved
+// for eventloom's own directories).
 Status ValidateTopicName(std::string_view name);
 
 struct RecordPosition {
@@ -130,6 +131,15 @@ public:
                              std::chrono::milliseconds timeout) = 0;
 
     virtual Result<std::unique_ptr<Reader>> OpenReader(PartitionId partition, Offset from) = 0;
+
+    // A counter that moves whenever any partition's visible end advances, or NotifyChange is
+    // called. A consumer of several partitions reads it, looks for work, and if there is none
+    // sleeps in WaitForChange until the counter moves past what it read (no lost wake-ups).
+    virtual uint64_t ChangeVersion() const = 0;
+    // Returns true when the version moved past `seen` before `deadline`. Spins briefly before
+    // it blocks, since a hand-off that arrives within microseconds is common.
+    virtual bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline) = 0;
+    virtual void NotifyChange() = 0;
 
     virtual Result<PartitionInfo> Describe(PartitionId partition) = 0;
 

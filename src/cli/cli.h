@@ -28,6 +28,7 @@ Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
 int Fail(const Status& status);
 
 void AddLogCommands(CLI::App& app, GlobalOptions& global, Action& action);
+void AddDlqCommands(CLI::App& app, GlobalOptions& global, Action& action);
 void AddBenchCommands(CLI::App& app, GlobalOptions& global, Action& action);
 
 }  // namespace eventloom::cli

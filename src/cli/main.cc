@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
 
     cli::Action action;
     cli::AddLogCommands(app, global, action);
+    cli::AddDlqCommands(app, global, action);
     cli::AddBenchCommands(app, global, action);
 
     try {

@@ -334,4 +334,17 @@ void FillDefaults(Event* event) {
     if (event->time.empty()) event->time = NowRfc3339();
 }
 
+std::string ToValidUtf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    size_t bad = 0;
+    while (!event_internal::IsValidUtf8(text, &bad)) {
+        out.append(text.substr(0, bad));
+        out.push_back('?');
+        text.remove_prefix(bad + 1);
+    }
+    out.append(text);
+    return out;
+}
+
 }  // namespace eventloom

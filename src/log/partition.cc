@@ -343,6 +343,7 @@ void Partition::Refresh() {
             active_->Extend(scan->end_position, scan->index);
             written_end_local_ = scan->next_offset;
             written_end_ = durable_end_ = visible_end_ = written_end_local_;
+            if (config_.notifier) config_.notifier->Notify();
         }
         // The writer rolled: a segment now starts where this one ends.
         std::string next_path = config_.dir + "/" + lf::SegmentFileName(written_end_local_);
@@ -521,6 +522,35 @@ void Partition::PublishWritten(int64_t end_offset) {
     active_->set_visible_size(active_->written_size());
     written_end_.store(end_offset, std::memory_order_release);
     visible_end_.store(end_offset, std::memory_order_release);
+    if (config_.notifier) config_.notifier->Notify();
+}
+
+void ChangeNotifier::Notify() {
+    // Sequentially consistent on both sides (here and the sleeper count in WaitForChange), so
+    // that either the sleeper sees the new version or this sees the sleeper.
+    version_.fetch_add(1);
+    if (sleepers_.load() > 0) {
+        std::lock_guard<std::mutex> lock(mu_);
+        cv_.notify_all();
+    }
+}
+
+bool ChangeNotifier::WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+    // Spin a little first: waking a sleeping thread costs tens of microseconds.
+    constexpr auto kSpin = std::chrono::microseconds(50);
+    auto spin_until = std::min(deadline, std::chrono::steady_clock::now() + kSpin);
+    while (version() == seen) {
+        if (std::chrono::steady_clock::now() >= spin_until) break;
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+    if (version() != seen) return true;
+    std::unique_lock<std::mutex> lock(mu_);
+    sleepers_.fetch_add(1);
+    bool changed = cv_.wait_until(lock, deadline, [&] { return version() != seen; });
+    sleepers_.fetch_sub(1);
+    return changed;
 }
 
 void Partition::PublishDurable(int64_t end_offset) {

@@ -23,6 +23,20 @@ namespace eventloom {
 
 class Partition;
 
+// Wakes consumers of a topic when any of its partitions has new visible records.
+class ChangeNotifier {
+public:
+    uint64_t version() const { return version_.load(); }
+    void Notify();
+    bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline);
+
+private:
+    std::atomic<uint64_t> version_{0};
+    std::atomic<int> sleepers_{0};
+    std::mutex mu_;
+    std::condition_variable cv_;
+};
+
 // Runs background flushes for partitions; implemented by the Log.
 class FlushScheduler {
 public:
@@ -40,6 +54,7 @@ public:
         FileSystem* fs = nullptr;
         uint64_t max_pending_bytes = 64ull << 20;
         FlushScheduler* scheduler = nullptr;  // must outlive the partition
+        ChangeNotifier* notifier = nullptr;   // must outlive the partition
         // Follows a partition another process writes: no repairs, no appends; new records
         // are found by re-scanning the active segment (Refresh).
         bool read_only = false;

@@ -30,9 +30,9 @@ Status ValidateTopicName(std::string_view name) {
         return InvalidArgumentError("topic name is " + std::to_string(name.size()) +
                                     " characters, the limit is 200");
     }
-    if (name.front() == '.') {
+    if (name.front() == '.' || name.front() == '_') {
         return InvalidArgumentError("topic name '" + std::string(name) +
-                                    "' must not start with '.'");
+                                    "' must not start with '.' or '_' (reserved)");
     }
     for (char c : name) {
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -165,6 +165,7 @@ Status LogTopic::OpenPartitions(FileSystem* fs, const std::string& dir, uint64_t
         config.max_pending_bytes = max_pending_bytes;
         config.scheduler = scheduler;
         config.read_only = read_only;
+        config.notifier = &notifier_;
         EVENTLOOM_ASSIGN_OR_RETURN(auto partition, Partition::Open(std::move(config)));
         partitions_.push_back(std::move(partition));
     }

@@ -39,6 +39,12 @@ public:
     Result<PartitionInfo> Describe(PartitionId partition) override;
     Status EnforceRetention() override;
 
+    uint64_t ChangeVersion() const override { return notifier_.version(); }
+    bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline) override {
+        return notifier_.WaitForChange(seen, deadline);
+    }
+    void NotifyChange() override { notifier_.Notify(); }
+
     std::vector<Partition*> partition_list();
 
 private:
@@ -49,6 +55,7 @@ private:
 
     std::string name_;
     TopicOptions options_;
+    ChangeNotifier notifier_;  // declared before the partitions, which point to it
     std::vector<std::unique_ptr<Partition>> partitions_;
     std::atomic<uint32_t> round_robin_{0};
 };

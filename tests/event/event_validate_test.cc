@@ -376,3 +376,23 @@ TEST(FillDefaults, SuccessiveIdsDiffer) {
 
 }  // namespace
 }  // namespace eventloom
+
+namespace eventloom {
+namespace {
+
+TEST(ToValidUtf8, ReplacesBadBytesAndKeepsGoodText) {
+    EXPECT_EQ(ToValidUtf8("caf\xc3\xa9"), "caf\xc3\xa9");
+    EXPECT_EQ(ToValidUtf8("a\xff" "b\xc3"), "a?b?");
+    EXPECT_TRUE(ValidateEvent([] {
+                    Event e;
+                    e.id = "x";
+                    e.source = "s";
+                    e.type = "t";
+                    e.subject = ToValidUtf8("\xed\xa0\x80 surrogate");
+                    return e;
+                }())
+                    .ok());
+}
+
+}  // namespace
+}  // namespace eventloom

@@ -35,7 +35,9 @@ TEST_F(LogTest, ReadStartsAtAnyOffset) {
         SCOPED_TRACE(from);
         std::vector<std::string> records = ReadAll(topic, PartitionId(0), Offset(from));
         ASSERT_EQ(records.size(), static_cast<size_t>(300 - from));
-        if (!records.empty()) EXPECT_EQ(records.front(), Payload(from));
+        if (!records.empty()) {
+            EXPECT_EQ(records.front(), Payload(from));
+        }
     }
 }
 

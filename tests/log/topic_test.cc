@@ -20,6 +20,7 @@ TEST(TopicName, InvalidNamesAreRejected) {
         {"", "empty"},
         {"..", "must not start with '.'"},
         {".hidden", "must not start with '.'"},
+        {"_groups", "reserved"},
         {"a/b", "may contain only"},
         {"..\\x", "must not start with '.'"},
         {"x/../y", "may contain only"},
