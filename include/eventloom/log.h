@@ -136,9 +136,11 @@ public:
     // called. A consumer of several partitions reads it, looks for work, and if there is none
     // sleeps in WaitForChange until the counter moves past what it read (no lost wake-ups).
     virtual uint64_t ChangeVersion() const = 0;
-    // Returns true when the version moved past `seen` before `deadline`. Spins briefly before
-    // it blocks, since a hand-off that arrives within microseconds is common.
-    virtual bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline) = 0;
+    // Returns true when the version moved past `seen` before `deadline`. Polls for up to `spin`
+    // before it sleeps: waking a sleeping thread costs tens of microseconds, so a consumer that
+    // expects the next event soon trades some CPU for latency.
+    virtual bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline,
+                               std::chrono::microseconds spin = std::chrono::microseconds(50)) = 0;
     virtual void NotifyChange() = 0;
 
     virtual Result<PartitionInfo> Describe(PartitionId partition) = 0;

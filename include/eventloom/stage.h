@@ -110,6 +110,9 @@ struct StageOptions {
     // How many more events the stage can take right now, besides max_in_flight (the LLM stage
     // answers from free slots and its token budget). Empty: no extra limit.
     std::function<size_t()> capacity;
+    // Called on the worker thread after each delivery is settled (acked, nacked or
+    // dead-lettered) with the handler's outcome; for metrics and benchmarks. Must be quick.
+    std::function<void(const Delivery&, const Status&)> on_settled;
     StartFrom start = StartFrom::kEarliest;
 };
 

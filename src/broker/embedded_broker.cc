@@ -48,7 +48,32 @@ private:
 
 }  // namespace
 
-EmbeddedBroker::~EmbeddedBroker() = default;
+EmbeddedBroker::~EmbeddedBroker() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+    }
+    stop_cv_.notify_all();
+    if (committer_.joinable()) committer_.join();
+}
+
+void EmbeddedBroker::CommitLoop() {
+    constexpr auto kPeriod = std::chrono::milliseconds(20);
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_cv_.wait_for(lock, kPeriod, [&] { return stopping_; })) {
+        std::vector<std::shared_ptr<ConsumerGroup>> groups;
+        for (auto& [key, weak] : groups_) {
+            if (auto group = weak.lock()) groups.push_back(std::move(group));
+        }
+        lock.unlock();
+        for (auto& group : groups) {
+            Status status = group->CommitIfDue();
+            if (!status.ok()) logging::Get("broker")->warn("{}", status.ToString());
+        }
+        groups.clear();  // the last reference may go here, outside mu_
+        lock.lock();
+    }
+}
 
 Status EmbeddedBroker::Open() {
     LogOptions log_options;
@@ -56,7 +81,9 @@ Status EmbeddedBroker::Open() {
     log_options.fs = options_.fs;
     EVENTLOOM_ASSIGN_OR_RETURN(log_, Log::Open(log_options));
     FileSystem* fs = options_.fs ? options_.fs : FileSystem::Default();
-    return fs->CreateDirs(options_.dir + "/_groups");
+    EVENTLOOM_RETURN_IF_ERROR(fs->CreateDirs(options_.dir + "/_groups"));
+    committer_ = std::thread([this] { CommitLoop(); });
+    return Status::Ok();
 }
 
 Status EmbeddedBroker::CreateTopic(const std::string& name, const TopicOptions& options) {

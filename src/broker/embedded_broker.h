@@ -1,11 +1,13 @@
 // The embedded broker: the broker contract over eventloom's own log, in one process.
 #pragma once
 
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "eventloom/broker.h"
@@ -55,6 +57,11 @@ private:
     std::mutex mu_;
     std::map<std::string, std::unique_ptr<Dedupe>> dedupe_;       // guarded by mu_
     std::map<std::string, std::weak_ptr<ConsumerGroup>> groups_;  // guarded by mu_
+
+    void CommitLoop();
+    std::condition_variable stop_cv_;
+    bool stopping_ = false;  // guarded by mu_
+    std::thread committer_;
 };
 
 }  // namespace eventloom

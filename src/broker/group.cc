@@ -253,7 +253,7 @@ Result<std::vector<Delivery>> ConsumerGroup::Fetch(uint64_t member, size_t max,
         bool sent = !letters.empty();
         if (sent) SendDeadLetters(std::move(letters));
         if (!out.empty() || now >= deadline) return out;
-        if (!sent) topic_->WaitForChange(version, wake);
+        if (!sent) topic_->WaitForChange(version, wake, options_.spin);
     }
 }
 
@@ -293,7 +293,7 @@ Status ConsumerGroup::Ack(const DeliveryTag& tag) {
         Settle(tag.partition.value(), tag.offset.value());
     }
     topic_->NotifyChange();
-    return WriteProgress(false);
+    return Status::Ok();
 }
 
 Status ConsumerGroup::Nack(const DeliveryTag& tag, std::chrono::milliseconds delay,
@@ -327,7 +327,7 @@ Status ConsumerGroup::Term(const DeliveryTag& tag, std::string_view reason) {
     std::vector<DeadLetter> letters;
     letters.push_back(std::move(letter));
     SendDeadLetters(std::move(letters));
-    return WriteProgress(false);
+    return Status::Ok();
 }
 
 Status ConsumerGroup::ExtendLease(const DeliveryTag& tag) {

@@ -50,6 +50,9 @@ public:
     Status Term(const DeliveryTag& tag, std::string_view reason);
     Status ExtendLease(const DeliveryTag& tag);
     Status Commit();
+    // Writes progress if it changed and commit_interval has passed; the broker's committer
+    // thread calls it, so acks never wait for the file.
+    Status CommitIfDue() { return WriteProgress(false); }
     ConsumerStats Stats();
 
 private:

@@ -1,5 +1,6 @@
 // eventloom bench NAME: benchmarks against their real peers, run from the one binary.
 #include "cli/cli.h"
+#include "delivery_bench.h"
 #include "log_bench.h"
 
 namespace eventloom::cli {
@@ -27,6 +28,26 @@ void AddBenchCommands(CLI::App& app, GlobalOptions& g, Action& action) {
     log->callback([&action, lo, no_peers] {
         lo->peers = !*no_peers;
         action = [lo] { return bench::RunLogBench(*lo); };
+    });
+
+    auto dopt = std::make_shared<bench::DeliveryBenchOptions>();
+    auto* delivery = bench->add_subcommand(
+        "delivery", "Consume rate (fetch + ack) vs JetStream and Redis, and the stage hop latency");
+    delivery->add_option("--sizes", dopt->sizes, "Event sizes in bytes")->capture_default_str();
+    delivery->add_option("--messages", dopt->messages, "Events per consume figure")
+        ->capture_default_str();
+    delivery->add_option("--batch", dopt->fetch_batch, "Deliveries per fetch")
+        ->capture_default_str();
+    delivery->add_option("--hop-rate", dopt->hop_rate, "Events per second for the hop latency")
+        ->capture_default_str();
+    delivery->add_option("--hop-seconds", dopt->hop_seconds, "How long the hop runs")
+        ->capture_default_str();
+    delivery->add_option("--dir", dopt->dir, "Where to put data (default $TMPDIR or /tmp)");
+    auto d_no_peers = std::make_shared<bool>(false);
+    delivery->add_flag("--no-peers", *d_no_peers, "Skip JetStream and Redis");
+    delivery->callback([&action, dopt, d_no_peers] {
+        dopt->peers = !*d_no_peers;
+        action = [dopt] { return bench::RunDeliveryBench(*dopt); };
     });
 }
 

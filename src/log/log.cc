@@ -71,7 +71,7 @@ private:
     std::condition_variable queue_cv_;
     // Partitions waiting for a background flush, with the time it is due.
     std::deque<std::pair<Partition*, std::chrono::steady_clock::time_point>> queue_;
-    bool stopping_ = false;         // guarded by queue_mu_
+    bool stopping_ = false;  // guarded by queue_mu_
     std::thread flusher_;
 };
 

@@ -535,10 +535,9 @@ void ChangeNotifier::Notify() {
     }
 }
 
-bool ChangeNotifier::WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
-    // Spin a little first: waking a sleeping thread costs tens of microseconds.
-    constexpr auto kSpin = std::chrono::microseconds(50);
-    auto spin_until = std::min(deadline, std::chrono::steady_clock::now() + kSpin);
+bool ChangeNotifier::WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline,
+                                   std::chrono::microseconds spin) {
+    auto spin_until = std::min(deadline, std::chrono::steady_clock::now() + spin);
     while (version() == seen) {
         if (std::chrono::steady_clock::now() >= spin_until) break;
 #if defined(__x86_64__)

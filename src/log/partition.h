@@ -28,7 +28,8 @@ class ChangeNotifier {
 public:
     uint64_t version() const { return version_.load(); }
     void Notify();
-    bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline);
+    bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline,
+                       std::chrono::microseconds spin);
 
 private:
     std::atomic<uint64_t> version_{0};

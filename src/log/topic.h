@@ -40,8 +40,9 @@ public:
     Status EnforceRetention() override;
 
     uint64_t ChangeVersion() const override { return notifier_.version(); }
-    bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline) override {
-        return notifier_.WaitForChange(seen, deadline);
+    bool WaitForChange(uint64_t seen, std::chrono::steady_clock::time_point deadline,
+                       std::chrono::microseconds spin) override {
+        return notifier_.WaitForChange(seen, deadline, spin);
     }
     void NotifyChange() override { notifier_.Notify(); }
 
