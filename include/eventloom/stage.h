@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,15 @@ private:
 };
 
 using StageHandler = std::function<Status(StageContext&)>;
+// Handles several events at once (one call to a batch API, one database round trip). The
+// batch succeeds or fails as a whole: on failure every event in it is retried or dead-lettered.
+using BatchHandler = std::function<Status(std::span<StageContext*> batch)>;
+
+struct BatchOptions {
+    size_t max_events = 0;  // 0: no micro-batching
+    std::chrono::milliseconds max_wait{
+        10};  // a smaller batch goes once its first event waited this
+};
 
 struct DebounceOptions {
     std::chrono::milliseconds quiet{0};      // 0: off. Events of one key closer than this coalesce.
@@ -107,6 +117,10 @@ struct StageOptions {
     // is open the stage takes no events. Share one breaker between stages using one backend.
     std::shared_ptr<CircuitBreaker> breaker;
     DebounceOptions debounce;
+    // With batch.max_events > 0, events are handed to batch_handler in groups of up to
+    // max_events (the handler given to the runner is then not used). Not with effectively-once.
+    BatchOptions batch;
+    BatchHandler batch_handler;
     // How many more events the stage can take right now, besides max_in_flight (the LLM stage
     // answers from free slots and its token budget). Empty: no extra limit.
     std::function<size_t()> capacity;

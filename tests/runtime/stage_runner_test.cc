@@ -357,3 +357,50 @@ TEST_F(StageRunnerTest, HandlerExceptionIsDeadLettered) {
 
 }  // namespace
 }  // namespace eventloom::testing
+
+namespace eventloom::testing {
+namespace {
+
+TEST_F(StageRunnerTest, MicroBatchesGroupEvents) {
+    for (int i = 0; i < 10; ++i) Publish(MakeEvent("e" + std::to_string(i)));
+    std::mutex mu;
+    std::vector<size_t> sizes;
+    StageOptions o = Options();
+    o.batch.max_events = 4;
+    o.batch.max_wait = 50ms;
+    o.batch_handler = [&](std::span<StageContext*> batch) {
+        std::lock_guard<std::mutex> lock(mu);
+        sizes.push_back(batch.size());
+        for (StageContext* ctx : batch) ctx->Emit("out", ctx->Derive("test.out"));
+        return Status::Ok();
+    };
+    Run(o, [](StageContext&) { return InternalError("not used with batches"); });
+    ASSERT_TRUE(Eventually([&] { return runner_->stats().succeeded == 10; }));
+    std::lock_guard<std::mutex> lock(mu);
+    size_t total = 0;
+    for (size_t n : sizes) {
+        EXPECT_LE(n, 4u);
+        total += n;
+    }
+    EXPECT_EQ(total, 10u);
+    EXPECT_LT(sizes.size(), 10u);  // grouped, not one by one
+    EXPECT_EQ(ReadAll("out", 10).size(), 10u);
+}
+
+TEST_F(StageRunnerTest, FailedBatchRetriesEveryEventInIt) {
+    for (int i = 0; i < 3; ++i) Publish(MakeEvent("e" + std::to_string(i)));
+    std::atomic<int> calls{0};
+    StageOptions o = Options();
+    o.batch.max_events = 3;
+    o.batch.max_wait = 100ms;
+    o.batch_handler = [&](std::span<StageContext*> batch) {
+        if (++calls == 1) return UnavailableError("bulk endpoint busy");
+        return Status::Ok();
+    };
+    Run(o, [](StageContext&) { return Status::Ok(); });
+    ASSERT_TRUE(Eventually([&] { return runner_->stats().succeeded == 3; }));
+    EXPECT_EQ(runner_->stats().retried, 3);
+}
+
+}  // namespace
+}  // namespace eventloom::testing
