@@ -439,4 +439,8 @@ std::string ChildProcess::LogTail(size_t max_bytes) const {
     return tail;
 }
 
+std::string CellOr(const Status& status, const std::string& value) {
+    return status.ok() ? value : "n/a (" + status.message().substr(0, 60) + ")";
+}
+
 }  // namespace eventloom::bench

@@ -72,6 +72,9 @@ std::string FormatBytes(uint64_t bytes);
 // "p50 126 us, p90 180 us, p99 270 us, max 1.20 ms".
 std::string FormatLatency(const LatencyStats& stats);
 
+// A table cell: `value`, or "n/a (<error>)" when the measurement failed with `status`.
+std::string CellOr(const Status& status, const std::string& value);
+
 // ---------------------------------------------------------------------------------------------
 // Tables.
 

@@ -158,10 +158,6 @@ Result<HopResult> RunHop(const DeliveryBenchOptions& o) {
     return r;
 }
 
-std::string Or(const Status& status, const std::string& value) {
-    return status.ok() ? value : "n/a (" + status.message().substr(0, 60) + ")";
-}
-
 }  // namespace
 
 int RunDeliveryBench(const DeliveryBenchOptions& o) {
@@ -176,7 +172,7 @@ int RunDeliveryBench(const DeliveryBenchOptions& o) {
         std::cerr << "bench delivery: " << sz << ": eventloom\n";
         auto ours = RunConsume(o, size);
         table.AddRow({sz, "eventloom (embedded)", fetch,
-                      Or(ours.status(), ours.ok() ? FormatRate(*ours) : "")});
+                      CellOr(ours.status(), ours.ok() ? FormatRate(*ours) : "")});
         if (!ours.ok()) {
             ++failures;
             continue;
@@ -191,7 +187,7 @@ int RunDeliveryBench(const DeliveryBenchOptions& o) {
             js.parent_dir = o.dir;
             auto jet = RunJetStreamConsume(js);
             table.AddRow({sz, "JetStream 2.9 pull consumer", fetch,
-                          Or(jet.status(), jet.ok() ? FormatRate(jet->consume_per_s) : "")});
+                          CellOr(jet.status(), jet.ok() ? FormatRate(jet->consume_per_s) : "")});
             if (jet.ok()) {
                 j["jetstream_consume_per_s"] = jet->consume_per_s;
                 j["ratio_vs_jetstream"] = *ours / jet->consume_per_s;
@@ -203,9 +199,10 @@ int RunDeliveryBench(const DeliveryBenchOptions& o) {
             rc.batch = o.fetch_batch;
             rc.parent_dir = o.dir;
             auto redis = RunRedisConsume(rc);
-            table.AddRow({sz, "Redis 7 consumer group",
-                          "XREADGROUP " + std::to_string(o.fetch_batch) + " + XACK",
-                          Or(redis.status(), redis.ok() ? FormatRate(redis->consume_per_s) : "")});
+            table.AddRow(
+                {sz, "Redis 7 consumer group",
+                 "XREADGROUP " + std::to_string(o.fetch_batch) + " + XACK",
+                 CellOr(redis.status(), redis.ok() ? FormatRate(redis->consume_per_s) : "")});
             if (redis.ok()) {
                 j["redis_consume_per_s"] = redis->consume_per_s;
                 j["ratio_vs_redis"] = *ours / redis->consume_per_s;
@@ -218,11 +215,11 @@ int RunDeliveryBench(const DeliveryBenchOptions& o) {
     auto hop = RunHop(o);
     std::string rate = FormatRate(o.hop_rate) + " steady";
     table.AddRow({"200 B", "eventloom stage hop", "publish -> handler, " + rate,
-                  Or(hop.status(), hop.ok() ? FormatLatency(hop->to_handler) : "")});
+                  CellOr(hop.status(), hop.ok() ? FormatLatency(hop->to_handler) : "")});
     table.AddRow({"200 B", "eventloom stage hop", "publish -> acked, " + rate,
-                  Or(hop.status(), hop.ok() ? FormatLatency(hop->to_ack) : "")});
+                  CellOr(hop.status(), hop.ok() ? FormatLatency(hop->to_ack) : "")});
     table.AddRow({"200 B", "eventloom publish", "call -> return, " + rate,
-                  Or(hop.status(), hop.ok() ? FormatLatency(hop->publish) : "")});
+                  CellOr(hop.status(), hop.ok() ? FormatLatency(hop->publish) : "")});
     if (!hop.ok()) ++failures;
 
     table.Print(std::cout);

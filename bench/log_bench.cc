@@ -101,10 +101,6 @@ Result<EventloomResult> RunEventloom(const LogBenchOptions& o, size_t size) {
     return result;
 }
 
-std::string Or(const Status& status, const std::string& value) {
-    return status.ok() ? value : "n/a (" + status.message().substr(0, 60) + ")";
-}
-
 }  // namespace
 
 int RunLogBench(const LogBenchOptions& o) {
@@ -156,9 +152,9 @@ int RunLogBench(const LogBenchOptions& o) {
             auto jet = RunJetStreamPublish(js);
             table.AddRow({sz, "JetStream 2.9 (file, no fsync)",
                           "async publish, " + std::to_string(o.window) + " in flight",
-                          Or(jet.status(), jet.ok() ? FormatRate(jet->async_per_s) : "")});
+                          CellOr(jet.status(), jet.ok() ? FormatRate(jet->async_per_s) : "")});
             table.AddRow({sz, "JetStream 2.9 (file, no fsync)", "publish one at a time",
-                          Or(jet.status(), jet.ok() ? FormatLatency(jet->sync_latency) : "")});
+                          CellOr(jet.status(), jet.ok() ? FormatLatency(jet->sync_latency) : "")});
             if (jet.ok()) {
                 j["jetstream_async_publish_per_s"] = jet->async_per_s;
                 j["jetstream_sync_publish_p50_us"] = jet->sync_latency.p50_us;
@@ -173,13 +169,13 @@ int RunLogBench(const LogBenchOptions& o) {
             rx.parent_dir = o.dir;
             auto redis = RunRedisXadd(rx);
             table.AddRow({sz, "Redis 7 (no AOF)", "XADD, pipeline of " + std::to_string(o.window),
-                          Or(redis.status(), redis.ok() ? FormatRate(redis->per_s) : "")});
+                          CellOr(redis.status(), redis.ok() ? FormatRate(redis->per_s) : "")});
             rx.fsync_always = true;
             auto redis_fsync = RunRedisXadd(rx);
-            table.AddRow(
-                {sz, "Redis 7 (AOF, appendfsync always)",
-                 "XADD, pipeline of " + std::to_string(o.window),
-                 Or(redis_fsync.status(), redis_fsync.ok() ? FormatRate(redis_fsync->per_s) : "")});
+            table.AddRow({sz, "Redis 7 (AOF, appendfsync always)",
+                          "XADD, pipeline of " + std::to_string(o.window),
+                          CellOr(redis_fsync.status(),
+                                 redis_fsync.ok() ? FormatRate(redis_fsync->per_s) : "")});
             if (redis.ok()) {
                 j["redis_xadd_per_s"] = redis->per_s;
                 j["ratio_vs_redis"] = ours->durable_per_s / redis->per_s;

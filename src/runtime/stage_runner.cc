@@ -542,6 +542,9 @@ Status StageRunner::Impl::RunHandler(const Delivery& delivery, bool* duplicate) 
         return published;
     }
 
+    // TODO(#3): the store holds its lock while the handler runs inside RunOnce, so
+    // effectively-once handlers of one store run one at a time. Run the handler outside with
+    // buffered writes and replay them in RunOnce, once a slow handler (an LLM call) needs it.
     auto outcome = state_->RunOnce(options_.name, delivery.event->id, [&](StateTransaction& txn) {
         ctx.set_state(&txn);
         EVENTLOOM_RETURN_IF_ERROR(call());
