@@ -119,8 +119,12 @@ public:
 
     // Appends one record and returns its position at once, before it is durable.
     // ResourceExhausted when too much is waiting to be written (backpressure).
-    virtual Result<RecordPosition> Append(std::string_view key, std::string_view payload) = 0;
-    virtual Result<RecordPosition> AppendTo(PartitionId partition, std::string_view payload) = 0;
+    // `caller_waits`: the caller promises to call WaitDurable for it (and flushes then), so no
+    // background flush is scheduled: that saves waking the flusher thread on every publish.
+    virtual Result<RecordPosition> Append(std::string_view key, std::string_view payload,
+                                          bool caller_waits = false) = 0;
+    virtual Result<RecordPosition> AppendTo(PartitionId partition, std::string_view payload,
+                                            bool caller_waits = false) = 0;
 
     // Waits until the record at `position` is durable per the topic's policy.
     virtual Status WaitDurable(RecordPosition position) = 0;

@@ -205,11 +205,12 @@ Result<std::vector<PublishResult>> EmbeddedBroker::PublishBatch(const std::strin
                     continue;
                 }
             }
-            auto pos = topic->Append(events[i].partitionkey, records[i]);
+            // This call waits for durability below, and flushes then.
+            auto pos = topic->Append(events[i].partitionkey, records[i], /*caller_waits=*/true);
             if (!pos.ok() && pos.status().code() == StatusCode::kResourceExhausted) {
                 // Backpressure: let what is pending become durable, then try once more.
                 for (auto& [p, at] : last) EVENTLOOM_RETURN_IF_ERROR(topic->WaitDurable(at));
-                pos = topic->Append(events[i].partitionkey, records[i]);
+                pos = topic->Append(events[i].partitionkey, records[i], /*caller_waits=*/true);
             }
             if (!pos.ok()) return pos.status();
             results[i] = PublishResult{pos->partition, pos->offset, false};

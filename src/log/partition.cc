@@ -385,7 +385,8 @@ void Partition::AppendLocked(std::string_view payload, int64_t timestamp_ms) {
     pending_bytes_ += frame_bytes;
 }
 
-Result<Offset> Partition::Append(std::string_view payload, bool wait) {
+Result<Offset> Partition::Append(std::string_view payload, AppendMode mode) {
+    const bool wait = mode == AppendMode::kWait;
     if (payload.size() > config_.options.max_record_bytes) {
         return InvalidArgumentError("record is " + std::to_string(payload.size()) +
                                     " bytes, the topic's limit is " +
@@ -404,12 +405,20 @@ Result<Offset> Partition::Append(std::string_view payload, bool wait) {
                 return ResourceExhaustedError(Name() + ": " + std::to_string(pending_bytes_) +
                                               " bytes are waiting to be written");
             }
-            cv_.wait(lock, [&] { return pending_bytes_ < config_.max_pending_bytes; });
+            // Write what is waiting (or wait for whoever is writing it) to make room.
+            while (pending_bytes_ >= config_.max_pending_bytes && error_.ok()) {
+                if (flushing_) {
+                    cv_.wait(lock);
+                } else {
+                    FlushLocked(lock);
+                }
+            }
+            if (!error_.ok()) return error_;
         }
         offset = Offset(next_offset_);
         AppendLocked(payload, timestamp_ms);
         if (!wait) {
-            if (!flushing_ && !flush_requested_) {
+            if (mode == AppendMode::kBackground && !flushing_ && !flush_requested_) {
                 flush_requested_ = true;
                 lock.unlock();
                 config_.scheduler->RequestFlush(this);

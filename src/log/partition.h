@@ -23,6 +23,8 @@ namespace eventloom {
 
 class Partition;
 
+enum class AppendMode { kWait, kBackground, kCallerWaits };
+
 // Wakes consumers of a topic when any of its partitions has new visible records.
 class ChangeNotifier {
 public:
@@ -68,9 +70,10 @@ public:
     Partition(const Partition&) = delete;
     Partition& operator=(const Partition&) = delete;
 
-    // Frames `payload` into the buffer. With `wait`, returns once the record is visible per
-    // policy (durable under kAlways); without, returns at once and a background flush follows.
-    Result<Offset> Append(std::string_view payload, bool wait);
+    // Frames `payload` into the buffer. kWait returns once the record is visible per policy
+    // (durable under kAlways); the others return at once: kBackground schedules a background
+    // flush, kCallerWaits leaves the flush to the caller's WaitVisible.
+    Result<Offset> Append(std::string_view payload, AppendMode mode);
 
     // Waits until `offset` is durable per the topic's policy (visible for kInterval/kNever).
     Status WaitVisible(Offset offset);

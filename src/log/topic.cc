@@ -195,17 +195,21 @@ Result<RecordPosition> LogTopic::Publish(std::string_view key, std::string_view 
 
 Result<RecordPosition> LogTopic::PublishTo(PartitionId partition, std::string_view payload) {
     EVENTLOOM_ASSIGN_OR_RETURN(Partition * p, Get(partition));
-    EVENTLOOM_ASSIGN_OR_RETURN(Offset offset, p->Append(payload, /*wait=*/true));
+    EVENTLOOM_ASSIGN_OR_RETURN(Offset offset, p->Append(payload, AppendMode::kWait));
     return RecordPosition{partition, offset};
 }
 
-Result<RecordPosition> LogTopic::Append(std::string_view key, std::string_view payload) {
-    return AppendTo(PartitionFor(key), payload);
+Result<RecordPosition> LogTopic::Append(std::string_view key, std::string_view payload,
+                                        bool caller_waits) {
+    return AppendTo(PartitionFor(key), payload, caller_waits);
 }
 
-Result<RecordPosition> LogTopic::AppendTo(PartitionId partition, std::string_view payload) {
+Result<RecordPosition> LogTopic::AppendTo(PartitionId partition, std::string_view payload,
+                                          bool caller_waits) {
     EVENTLOOM_ASSIGN_OR_RETURN(Partition * p, Get(partition));
-    EVENTLOOM_ASSIGN_OR_RETURN(Offset offset, p->Append(payload, /*wait=*/false));
+    EVENTLOOM_ASSIGN_OR_RETURN(
+        Offset offset,
+        p->Append(payload, caller_waits ? AppendMode::kCallerWaits : AppendMode::kBackground));
     return RecordPosition{partition, offset};
 }
 

@@ -30,8 +30,10 @@ public:
     PartitionId PartitionFor(std::string_view key) override;
     Result<RecordPosition> Publish(std::string_view key, std::string_view payload) override;
     Result<RecordPosition> PublishTo(PartitionId partition, std::string_view payload) override;
-    Result<RecordPosition> Append(std::string_view key, std::string_view payload) override;
-    Result<RecordPosition> AppendTo(PartitionId partition, std::string_view payload) override;
+    Result<RecordPosition> Append(std::string_view key, std::string_view payload,
+                                  bool caller_waits = false) override;
+    Result<RecordPosition> AppendTo(PartitionId partition, std::string_view payload,
+                                    bool caller_waits = false) override;
     Status WaitDurable(RecordPosition position) override;
     bool WaitForData(PartitionId partition, Offset offset,
                      std::chrono::milliseconds timeout) override;
