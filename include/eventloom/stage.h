@@ -8,11 +8,14 @@
 //                     is counted and logged, never retried.
 //   at_least_once     the handler runs, its events are published, then the delivery is acked.
 //                     A crash in between runs the handler again for the redelivered event.
-//   effectively_once  at-least-once, plus: the handler runs inside a state-store transaction
-//                     that also records the event's id for the stage and the events to emit
-//                     (an outbox). A redelivered event whose id is recorded skips the handler;
-//                     outbox events are published with dedupe on their ids, so a crash never
-//                     repeats an output or a side effect written through the transaction.
+//   effectively_once  at-least-once, plus: the handler's state writes and emitted events are
+//                     committed in one state-store transaction with the event's id for the
+//                     stage (emitted events through an outbox). A redelivered event whose id is
+//                     recorded skips the handler; outbox events are published with dedupe on
+//                     their ids, so a crash never repeats an output or a side effect written
+//                     through the transaction. The handler itself runs outside the
+//                     transaction and its writes are replayed at commit (see
+//                     runtime/buffered_transaction.h for what it can see).
 //
 // Failures: the handler's Status decides (eventloom/status.h, runtime/retry.h): retryable codes
 // are nacked with exponential backoff and jitter (or the server's Retry-After) until
@@ -71,7 +74,8 @@ public:
 
     // With effectively-once delivery, the transaction that records this event as done for the
     // stage: what the handler writes through it commits with that record, or not at all.
-    // Null in the other modes.
+    // Writes are recorded and made at commit; a compare-and-set conflict then retries the
+    // event. Null in the other modes.
     StateTransaction* state() const { return state_; }
     void set_state(StateTransaction* state) { state_ = state; }
 

@@ -10,6 +10,7 @@
 #include "common/uuid.h"
 #include "eventloom/stage.h"
 #include "runtime/batcher.h"
+#include "runtime/buffered_transaction.h"
 
 namespace eventloom {
 namespace {
@@ -542,23 +543,28 @@ Status StageRunner::Impl::RunHandler(const Delivery& delivery, bool* duplicate) 
         return published;
     }
 
-    // TODO(#3): the store holds its lock while the handler runs inside RunOnce, so
-    // effectively-once handlers of one store run one at a time. Run the handler outside with
-    // buffered writes and replay them in RunOnce, once a slow handler (an LLM call) needs it.
-    auto outcome = state_->RunOnce(options_.name, delivery.event->id, [&](StateTransaction& txn) {
-        ctx.set_state(&txn);
-        EVENTLOOM_RETURN_IF_ERROR(call());
-        std::string record;
-        for (const auto& [topic, event] : ctx.emitted()) {
-            Event out = event;
-            FillDefaults(&out);
-            EVENTLOOM_RETURN_IF_ERROR(ValidateEvent(out).WithContext("emitted to " + topic));
-            record.clear();
-            AppendEncodedEvent(out, &record);
-            EVENTLOOM_RETURN_IF_ERROR(txn.OutboxAdd(topic, record).status());
-        }
-        return Status::Ok();
-    });
+    // A redelivered event that was already done skips the handler.
+    EVENTLOOM_ASSIGN_OR_RETURN(bool seen, state_->Seen(options_.name, delivery.event->id));
+    if (seen) {
+        *duplicate = true;
+        return RelayOutbox();  // its outputs may not all have gone out before a crash
+    }
+    // The handler runs outside the store's transaction, so that slow handlers of one store
+    // run side by side; its writes are recorded and committed below in one short transaction.
+    BufferedTransaction buffered(state_);
+    ctx.set_state(&buffered);
+    EVENTLOOM_RETURN_IF_ERROR(call());
+    std::string record;
+    for (const auto& [topic, event] : ctx.emitted()) {
+        Event out = event;
+        FillDefaults(&out);
+        EVENTLOOM_RETURN_IF_ERROR(ValidateEvent(out).WithContext("emitted to " + topic));
+        record.clear();
+        AppendEncodedEvent(out, &record);
+        EVENTLOOM_RETURN_IF_ERROR(buffered.OutboxAdd(topic, record).status());
+    }
+    auto outcome = state_->RunOnce(options_.name, delivery.event->id,
+                                   [&](StateTransaction& txn) { return buffered.Replay(txn); });
     if (!outcome.ok()) return outcome.status();
     *duplicate = *outcome == RunOnceOutcome::kDuplicate;
     // Publish this event's outputs (and any a crash left behind) before the ack.

@@ -404,3 +404,54 @@ TEST_F(StageRunnerTest, FailedBatchRetriesEveryEventInIt) {
 
 }  // namespace
 }  // namespace eventloom::testing
+
+namespace eventloom::testing {
+namespace {
+
+TEST_F(StageRunnerTest, EffectivelyOnceCompareAndSetConflictRetriesTheEvent) {
+    Publish(MakeEvent("cas"));
+    std::atomic<int> calls{0};
+    StageOptions o = Options();
+    o.delivery = DeliveryMode::kEffectivelyOnce;
+    Run(o, [&](StageContext& ctx) {
+        auto current = ctx.state()->Get("owners", "doc");
+        if (!current.ok()) return current.status();
+        int64_t revision = current->has_value() ? (*current)->revision : 0;
+        EVENTLOOM_RETURN_IF_ERROR(
+            ctx.state()->CompareAndSet("owners", "doc", revision, "stage").status());
+        if (++calls == 1) {
+            // Another writer gets in between the handler and its commit.
+            EXPECT_TRUE(state_->Put("owners", "doc", "someone else").ok());
+        }
+        return Status::Ok();
+    });
+    ASSERT_TRUE(Eventually([&] { return runner_->stats().succeeded == 1; }));
+    EXPECT_EQ(calls.load(), 2);
+    EXPECT_EQ(runner_->stats().retried, 1);
+    auto entry = state_->Get("owners", "doc");
+    ASSERT_TRUE(entry.ok() && entry->has_value());
+    EXPECT_EQ((*entry)->value, "stage");
+}
+
+TEST_F(StageRunnerTest, EffectivelyOnceHandlersRunSideBySide) {
+    for (int i = 0; i < 8; ++i)
+        Publish(MakeEvent("e" + std::to_string(i), "k" + std::to_string(i)));
+    std::atomic<int> running{0}, most{0};
+    StageOptions o = Options();
+    o.delivery = DeliveryMode::kEffectivelyOnce;
+    o.workers = 4;
+    Run(o, [&](StageContext& ctx) {
+        int now = ++running;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        std::this_thread::sleep_for(100ms);  // a slow backend
+        --running;
+        return ctx.state()->Put("done", ctx.event().id, "1").status();
+    });
+    ASSERT_TRUE(Eventually([&] { return runner_->stats().succeeded == 8; }));
+    EXPECT_GE(most.load(), 2);  // the store's lock is not held while handlers run
+}
+
+}  // namespace
+}  // namespace eventloom::testing
