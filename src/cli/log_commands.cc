@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 #include "cli/cli.h"
 #include "eventloom/event.h"
@@ -333,7 +334,8 @@ int RunTail(const GlobalOptions& g, const TailFlags& f) {
         if (any) continue;
         if (!f.follow) break;
         std::cout.flush();
-        (*topic)->WaitForData(chosen[0], readers[0]->next(), std::chrono::milliseconds(200));
+        // Another process writes: the reads above re-scan the files; poll them all again soon.
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -19,7 +20,10 @@
 namespace eventloom {
 namespace {
 
-constexpr auto kTickInterval = std::chrono::milliseconds(5);
+// How often the flusher thread looks at every partition: often when a topic syncs on an
+// interval, rarely otherwise (only spare segments and retention need it then).
+constexpr auto kFastTick = std::chrono::milliseconds(5);
+constexpr auto kSlowTick = std::chrono::milliseconds(50);
 constexpr auto kRetentionInterval = std::chrono::seconds(5);
 
 // Holds an exclusive flock on "<dir>/LOCK" so two processes never write one log.
@@ -71,7 +75,8 @@ private:
     std::condition_variable queue_cv_;
     // Partitions waiting for a background flush, with the time it is due.
     std::deque<std::pair<Partition*, std::chrono::steady_clock::time_point>> queue_;
-    bool stopping_ = false;  // guarded by queue_mu_
+    bool stopping_ = false;               // guarded by queue_mu_
+    std::atomic<bool> fast_tick_{false};  // some topic syncs on an interval
     std::thread flusher_;
 };
 
@@ -107,6 +112,9 @@ Status LogImpl::Start() {
         if (!topic.ok()) return topic.status().WithContext("topic " + name);
         topics_.emplace(name, std::move(topic).value());
     }
+    for (auto& [name, topic] : topics_) {
+        if (topic->options().durability == Durability::kInterval) fast_tick_ = true;
+    }
     if (!options_.read_only) flusher_ = std::thread([this] { Run(); });
     return Status::Ok();
 }
@@ -127,6 +135,7 @@ Result<Topic*> LogImpl::CreateTopic(const std::string& name, const TopicOptions&
         auto topic, LogTopic::Create(options_.fs, options_.dir + "/" + name, name, options,
                                      options_.max_pending_bytes, this));
     Topic* raw = topic.get();
+    if (options.durability == Durability::kInterval) fast_tick_ = true;
     topics_.emplace(name, std::move(topic));
     return raw;
 }
@@ -182,7 +191,7 @@ void LogImpl::Run() {
     for (;;) {
         {
             std::unique_lock<std::mutex> lock(queue_mu_);
-            auto tick = std::chrono::steady_clock::now() + kTickInterval;
+            auto tick = std::chrono::steady_clock::now() + (fast_tick_ ? kFastTick : kSlowTick);
             while (!stopping_) {
                 auto until = queue_.empty() ? tick : std::min(tick, queue_.front().second);
                 if (std::chrono::steady_clock::now() >= until) break;
