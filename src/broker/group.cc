@@ -141,6 +141,30 @@ void ConsumerGroup::FireTimers(Clock::time_point now) {
     }
 }
 
+void ConsumerGroup::NoteArrival(Clock::time_point now) {
+    if (last_arrival_ != Clock::time_point{}) {
+        double gap = std::chrono::duration<double, std::micro>(now - last_arrival_).count();
+        arrival_gap_us_ = arrival_gap_us_ * 0.875 + std::min(gap, 1e6) * 0.125;
+    }
+    last_arrival_ = now;
+}
+
+std::chrono::microseconds ConsumerGroup::SpinFor() {
+    // While events arrive closer together than kMaxSpin, poll for a little longer than the
+    // usual gap, so the next one is picked up without a wake-up; otherwise the configured spin.
+    constexpr double kMaxSpinUs = 500;
+    if (options_.spin.count() == 0) return options_.spin;
+    double gap;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        gap = arrival_gap_us_;
+    }
+    if (gap > kMaxSpinUs) return options_.spin;
+    auto adaptive = std::chrono::microseconds(static_cast<int64_t>(gap * 1.5));
+    return std::clamp(adaptive, options_.spin,
+                      std::chrono::microseconds(static_cast<int64_t>(kMaxSpinUs)));
+}
+
 void ConsumerGroup::ReadAhead() {
     size_t checked = 0;
     while (outstanding_ < options_.max_outstanding && checked < partitions_.size()) {
@@ -166,6 +190,7 @@ void ConsumerGroup::ReadAhead() {
             continue;
         }
         checked = 0;
+        NoteArrival(Clock::now());
         for (const RecordView& record : *batch) {
             int64_t offset = record.offset.value();
             int attempts = 0;
@@ -253,7 +278,7 @@ Result<std::vector<Delivery>> ConsumerGroup::Fetch(uint64_t member, size_t max,
         bool sent = !letters.empty();
         if (sent) SendDeadLetters(std::move(letters));
         if (!out.empty() || now >= deadline) return out;
-        if (!sent) topic_->WaitForChange(version, wake, options_.spin);
+        if (!sent) topic_->WaitForChange(version, wake, SpinFor());
     }
 }
 

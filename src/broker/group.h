@@ -105,6 +105,9 @@ private:
     void MakeReady(int32_t partition, int64_t offset, Slot& slot);
     void FireTimers(Clock::time_point now);
     void ReadAhead();
+    // Arrival-rate tracking for how long an idle Fetch polls before it sleeps.
+    void NoteArrival(Clock::time_point now);
+    std::chrono::microseconds SpinFor();
     size_t outstanding() const { return outstanding_; }
     void Settle(int32_t partition, int64_t offset);
     void ReleaseKey(const Slot& slot, int32_t partition, int64_t offset);
@@ -133,6 +136,8 @@ private:
     uint64_t next_generation_ = 1;
     ConsumerStats stats_;
     bool dirty_ = false;
+    Clock::time_point last_arrival_{};  // guarded by mu_
+    double arrival_gap_us_ = 1e6;       // guarded by mu_: moving average of the gap
     Clock::time_point last_commit_;
 
     std::mutex commit_mu_;       // orders progress file writes; taken without mu_
