@@ -239,6 +239,7 @@ int RunDeliveryBench(const DeliveryBenchOptions& o) {
         out["hop_ack_p99_us"] = hop->to_ack.p99_us;
         out["hop_rate_per_s"] = hop->achieved_rate;
         out["hop_publish_p50_us"] = hop->publish.p50_us;
+        out["hop_publish_p99_us"] = hop->publish.p99_us;
     }
     out["by_size"] = by_size;
     std::cout << out.dump() << std::endl;

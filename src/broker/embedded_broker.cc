@@ -107,7 +107,10 @@ std::string EmbeddedBroker::DeadLetterTopic(const ConsumerOptions& options) cons
 EmbeddedBroker::Dedupe& EmbeddedBroker::DedupeFor(const std::string& topic) {
     std::lock_guard<std::mutex> lock(mu_);
     auto& slot = dedupe_[topic];
-    if (!slot) slot = std::make_unique<Dedupe>();
+    if (!slot) {
+        slot = std::make_unique<Dedupe>();
+        slot->ids.reserve(options_.dedupe_max_ids + 1);
+    }
     return *slot;
 }
 
