@@ -129,9 +129,17 @@ void ConsumerGroup::MakeReady(int32_t partition, int64_t offset, Slot& slot) {
 }
 
 void ConsumerGroup::FireTimers(Clock::time_point now) {
-    while (!timers_.empty() && timers_.top().at <= now) {
-        Timer timer = timers_.top();
-        timers_.pop();
+    for (;;) {
+        Timer timer;
+        if (!leases_.empty() && leases_.front().at <= now) {
+            timer = leases_.front();
+            leases_.pop_front();
+        } else if (!timers_.empty() && timers_.top().at <= now) {
+            timer = timers_.top();
+            timers_.pop();
+        } else {
+            break;
+        }
         Slot* slot = Find(timer.ref);
         if (slot == nullptr) continue;  // settled or changed since: a stale timer
         if (slot->state == SlotState::kInFlight) ++stats_.redelivered;
@@ -264,7 +272,8 @@ Result<std::vector<Delivery>> ConsumerGroup::Fetch(uint64_t member, size_t max,
                 slot->member = member;
                 slot->generation = next_generation_++;
                 slot->deadline = now + options_.lease;
-                timers_.push({slot->deadline, {ref->partition, ref->offset, slot->generation}});
+                leases_.push_back(
+                    {slot->deadline, {ref->partition, ref->offset, slot->generation}});
                 Delivery d;
                 d.topic = options_.topic;
                 d.tag = {PartitionId(ref->partition), Offset(ref->offset), slot->attempts};
@@ -274,6 +283,7 @@ Result<std::vector<Delivery>> ConsumerGroup::Fetch(uint64_t member, size_t max,
                 out.push_back(std::move(d));
             }
             if (!timers_.empty()) wake = std::min(wake, timers_.top().at);
+            if (!leases_.empty()) wake = std::min(wake, leases_.front().at);
         }
         bool sent = !letters.empty();
         if (sent) SendDeadLetters(std::move(letters));
@@ -360,7 +370,8 @@ Status ConsumerGroup::ExtendLease(const DeliveryTag& tag) {
     EVENTLOOM_ASSIGN_OR_RETURN(Slot * slot, FindLeased(tag));
     slot->generation = next_generation_++;
     slot->deadline = Clock::now() + options_.lease;
-    timers_.push({slot->deadline, {tag.partition.value(), tag.offset.value(), slot->generation}});
+    leases_.push_back(
+        {slot->deadline, {tag.partition.value(), tag.offset.value(), slot->generation}});
     return Status::Ok();
 }
 

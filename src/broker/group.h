@@ -126,7 +126,11 @@ private:
     std::mutex mu_;
     std::vector<PartitionState> partitions_;  // guarded by mu_
     PriorityLanes<Ref> ready_;                // guarded by mu_; reads ahead, by priority
+    // Nack delays and dead-letter retries, which come in any order.
     std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;  // guarded by mu_
+    // Lease expiries. Every lease is `options.lease` long, so they are added in deadline order
+    // and a FIFO holds them: no heap work per delivery, no reallocation of a big array.
+    std::deque<Timer> leases_;  // guarded by mu_
     // one_in_flight_per_key: the event that holds each key, and events waiting behind it.
     std::unordered_map<std::string, std::pair<int32_t, int64_t>> key_owner_;
     std::unordered_map<std::string, std::deque<Ref>> key_waiting_;
