@@ -382,7 +382,9 @@ namespace {
 
 TEST(ToValidUtf8, ReplacesBadBytesAndKeepsGoodText) {
     EXPECT_EQ(ToValidUtf8("caf\xc3\xa9"), "caf\xc3\xa9");
-    EXPECT_EQ(ToValidUtf8("a\xff" "b\xc3"), "a?b?");
+    EXPECT_EQ(ToValidUtf8("a\xff"
+                          "b\xc3"),
+              "a?b?");
     EXPECT_TRUE(ValidateEvent([] {
                     Event e;
                     e.id = "x";

@@ -27,8 +27,7 @@ int g_ack_fd = -1;
 void Ack(RecordPosition pos, int64_t seq) {
     char line[96];
     int n = std::snprintf(line, sizeof(line), "%d %lld %lld\n", pos.partition.value(),
-                          static_cast<long long>(pos.offset.value()),
-                          static_cast<long long>(seq));
+                          static_cast<long long>(pos.offset.value()), static_cast<long long>(seq));
     if (::write(g_ack_fd, line, static_cast<size_t>(n)) != n) std::abort();
 }
 

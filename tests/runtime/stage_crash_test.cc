@@ -2,11 +2,10 @@
 // killed with SIGKILL at random moments, again and again; each restart resumes from the
 // consumer group's progress. At the end every input has exactly one output: none missing,
 // none duplicated.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdio>
 #include <map>
