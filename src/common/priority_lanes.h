@@ -1,5 +1,6 @@
-// PriorityLanes: the queue in front of a stage's workers, ordered by the event's `priority`
-// extension, with a bound on how long a low-priority event can be passed over.
+// PriorityLanes: a queue ordered by the event's `priority` extension, with a bound on how long a
+// low-priority event can be passed over. A consumer group's read-ahead and a stage's work queue
+// both use it.
 //
 // Ten lanes, priority 0 (lowest) to 9 (highest); priorities outside that range are clamped.
 // Within a lane, items leave in the order they were pushed (FIFO). Across lanes, the highest
