@@ -79,6 +79,11 @@ public:
     StateTransaction* state() const { return state_; }
     void set_state(StateTransaction* state) { state_ = state; }
 
+    // The event's real weight once known (an LLM call's actual tokens), to correct the
+    // estimate options.weight gave the token rate limit before the call.
+    void ReportWeight(double actual) { actual_weight_ = actual; }
+    std::optional<double> actual_weight() const { return actual_weight_; }
+
 private:
     const std::string& stage_;
     const Delivery& delivery_;
@@ -86,6 +91,7 @@ private:
     const std::atomic<bool>* stopping_;
     std::vector<std::pair<std::string, Event>> emitted_;
     StateTransaction* state_ = nullptr;
+    std::optional<double> actual_weight_;
 };
 
 using StageHandler = std::function<Status(StageContext&)>;

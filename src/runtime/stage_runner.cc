@@ -150,6 +150,7 @@ private:
     void Settled(const Delivery& delivery);
     void ExtendLeases();
     void WaitRate(const Event& event);
+    void CorrectWeight(const StageContext& ctx);
 
     Broker* broker_;
     StateStore* state_;
@@ -261,6 +262,12 @@ size_t StageRunner::Impl::Room() {
     size_t room = in_flight_ >= options_.max_in_flight ? 0 : options_.max_in_flight - in_flight_;
     if (options_.capacity) room = std::min(room, options_.capacity());
     return room;
+}
+
+void StageRunner::Impl::CorrectWeight(const StageContext& ctx) {
+    if (!ctx.actual_weight() || !options_.weight) return;
+    // The estimate was taken from the token bucket before the call; settle the difference.
+    limiter_.AdjustTokens(options_.weight(ctx.event()) - *ctx.actual_weight());
 }
 
 void StageRunner::Impl::WaitRate(const Event& event) {
@@ -401,6 +408,7 @@ Status StageRunner::Impl::ProcessBatch(const std::vector<Delivery>& deliveries) 
     } catch (const std::exception& e) {
         status = InternalError(std::string("batch handler threw: ") + e.what());
     }
+    for (const auto& c : contexts) CorrectWeight(c);
     if (status.ok()) {
         std::vector<std::pair<std::string, Event>> emitted;
         for (auto& c : contexts) {
@@ -525,11 +533,14 @@ Status StageRunner::Impl::Process(const Delivery& delivery) {
 Status StageRunner::Impl::RunHandler(const Delivery& delivery, bool* duplicate) {
     StageContext ctx(options_.name, delivery, SteadyClock::now() + options_.timeout, &stopping_);
     auto call = [&]() -> Status {
+        Status status;
         try {
-            return handler_(ctx);
+            status = handler_(ctx);
         } catch (const std::exception& e) {
-            return InternalError(std::string("handler threw: ") + e.what());
+            status = InternalError(std::string("handler threw: ") + e.what());
         }
+        CorrectWeight(ctx);
+        return status;
     };
 
     if (options_.delivery != DeliveryMode::kEffectivelyOnce) {

@@ -455,3 +455,23 @@ TEST_F(StageRunnerTest, EffectivelyOnceHandlersRunSideBySide) {
 
 }  // namespace
 }  // namespace eventloom::testing
+
+namespace eventloom::testing {
+namespace {
+
+TEST_F(StageRunnerTest, ReportedWeightCorrectsTheTokenEstimate) {
+    // 600 tokens per minute, each event estimated at 500 but really costing 10: with the
+    // correction all three go at once; without it the second would wait most of a minute.
+    for (int i = 0; i < 3; ++i) Publish(MakeEvent("e" + std::to_string(i)));
+    StageOptions o = Options();
+    o.rate_limits.tokens_per_minute = 600;
+    o.weight = [](const Event&) { return 500.0; };
+    Run(o, [](StageContext& ctx) {
+        ctx.ReportWeight(10);
+        return Status::Ok();
+    });
+    EXPECT_TRUE(Eventually([&] { return runner_->stats().succeeded == 3; }, 10s));
+}
+
+}  // namespace
+}  // namespace eventloom::testing
