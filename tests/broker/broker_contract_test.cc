@@ -128,12 +128,12 @@ TEST_P(Contract, TermDeadLettersAtOnceWithTheReason) {
 TEST_P(Contract, ExtendedLeaseIsNotRedelivered) {
     Publish("slow");
     ConsumerOptions o = Group("g");
-    o.lease = 300ms;
+    o.lease = 1s;  // extended every 150 ms: far inside it even on a loaded machine
     auto worker = Join(o);
     auto other = Join(o);
     auto d = FetchN(*worker, 1);
     ASSERT_EQ(d.size(), 1u);
-    for (int i = 0; i < 5; ++i) {
+    for (int i = 0; i < 12; ++i) {  // 1.8 s in all: well past the unextended lease
         std::this_thread::sleep_for(150ms);
         ASSERT_TRUE(worker->ExtendLease(d[0].tag).ok());
         auto stolen = other->Fetch(1, 0ms);
