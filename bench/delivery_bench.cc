@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "bench_json.h"
 #include "bench_util.h"
 #include "eventloom/broker.h"
 #include "eventloom/stage.h"
@@ -229,9 +230,6 @@ int RunDeliveryBench(const DeliveryBenchOptions& o) {
 
     table.Print(std::cout);
     nlohmann::json out = {{"bench", "delivery"}, {"messages", o.messages}};
-    if (!o.sizes.empty() && by_size.contains(std::to_string(o.sizes.front()))) {
-        for (auto& [k, v] : by_size[std::to_string(o.sizes.front())].items()) out[k] = v;
-    }
     if (hop.ok()) {
         out["hop_p50_us"] = hop->to_handler.p50_us;
         out["hop_p99_us"] = hop->to_handler.p99_us;
@@ -241,8 +239,7 @@ int RunDeliveryBench(const DeliveryBenchOptions& o) {
         out["hop_publish_p50_us"] = hop->publish.p50_us;
         out["hop_publish_p99_us"] = hop->publish.p99_us;
     }
-    out["by_size"] = by_size;
-    std::cout << out.dump() << std::endl;
+    PrintResultLine(std::move(out), by_size, o.sizes);
     return failures == 0 ? 0 : 1;
 }
 

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "bench_json.h"
 #include "bench_util.h"
 #include "common/file.h"
 #include "eventloom/event.h"
@@ -187,12 +188,7 @@ int RunLogBench(const LogBenchOptions& o) {
 
     table.Print(std::cout);
     nlohmann::json out = {{"bench", "log"}, {"messages", o.messages}, {"window", o.window}};
-    // The headline figures are those of the first size (256 B by default).
-    if (!o.sizes.empty() && by_size.contains(std::to_string(o.sizes.front()))) {
-        for (auto& [k, v] : by_size[std::to_string(o.sizes.front())].items()) out[k] = v;
-    }
-    out["by_size"] = by_size;
-    std::cout << out.dump() << std::endl;
+    PrintResultLine(std::move(out), by_size, o.sizes);  // headline: the first size (256 B)
     return failures == 0 ? 0 : 1;
 }
 

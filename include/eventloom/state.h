@@ -69,31 +69,12 @@ enum class RunOnceOutcome {
     kDuplicate,  // the key was already recorded; the body did not run
 };
 
-// The writes of one RunOnce body. Nothing is visible to other callers until the body returns
-// OK and the transaction commits; if the body fails, none of it happened. The methods behave as
-// the StateStore methods of the same name, and the body sees its own writes.
-class StateTransaction {
+// The operations a store and a transaction share: key/value with revisions, and appending to
+// lists. On a StateStore each call is its own transaction; on a StateTransaction it joins the
+// transaction and the body sees its own writes.
+class StateOperations {
 public:
-    virtual ~StateTransaction() = default;
-
-    virtual Result<std::optional<StateEntry>> Get(std::string_view bucket,
-                                                  std::string_view key) = 0;
-    virtual Result<int64_t> Put(std::string_view bucket, std::string_view key,
-                                std::string_view value,
-                                std::chrono::milliseconds ttl = std::chrono::milliseconds(0)) = 0;
-    virtual Result<int64_t> CompareAndSet(
-        std::string_view bucket, std::string_view key, int64_t expected_revision,
-        std::string_view value, std::chrono::milliseconds ttl = std::chrono::milliseconds(0)) = 0;
-    virtual Status Delete(std::string_view bucket, std::string_view key) = 0;
-    virtual Result<int64_t> ListAppend(std::string_view list, std::string_view value) = 0;
-    // Queues `payload` for `destination` (a topic, a URL: the relay decides). The message
-    // becomes pending when the transaction commits. Returns its id.
-    virtual Result<int64_t> OutboxAdd(std::string_view destination, std::string_view payload) = 0;
-};
-
-class StateStore {
-public:
-    virtual ~StateStore() = default;
+    virtual ~StateOperations() = default;
 
     // ---- Key/value -------------------------------------------------------------------------
 
@@ -124,6 +105,20 @@ public:
 
     // Appends `value` and returns its index.
     virtual Result<int64_t> ListAppend(std::string_view list, std::string_view value) = 0;
+};
+
+// The writes of one RunOnce body. Nothing is visible to other callers until the body returns
+// OK and the transaction commits; if the body fails, none of it happened.
+class StateTransaction : public StateOperations {
+public:
+    // Queues `payload` for `destination` (a topic, a URL: the relay decides). The message
+    // becomes pending when the transaction commits. Returns its id.
+    virtual Result<int64_t> OutboxAdd(std::string_view destination, std::string_view payload) = 0;
+};
+
+class StateStore : public StateOperations {
+public:
+    // ---- Lists, beyond appending (StateOperations) ------------------------------------
 
     // Up to `max` items, oldest first, starting at index `from`; items trimmed away are skipped,
     // so from = 0 starts at the oldest item kept. A negative `from` counts from the end: -20

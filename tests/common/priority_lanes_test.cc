@@ -1,11 +1,11 @@
 // PriorityLanes: priority order, FIFO within a lane, and the max_wait anti-starvation rule.
+#include "common/priority_lanes.h"
+
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "common/priority_lanes.h"
 
 namespace eventloom {
 namespace {
