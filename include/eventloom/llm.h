@@ -118,8 +118,8 @@ struct LlamaOptions {
     int slots = 8;           // sequences decoded together
     int context = 0;         // KV cache cells in all; 0: slots x context_per_slot
     int context_per_slot = 1024;
-    int threads = 0;      // 0: all cores
-    int batch = 512;      // tokens per decode call (prefill chunks share it with decoding)
+    int threads = 0;           // 0: all cores
+    int batch = 512;           // tokens per decode call (prefill chunks share it with decoding)
     bool prefix_cache = true;  // reuse a prompt prefix already in the KV cache
     int gpu_layers = 0;
 };
@@ -129,10 +129,10 @@ Result<std::unique_ptr<LlmBackend>> OpenLlamaBackend(const LlamaOptions& options
 
 struct OpenAiOptions {
     std::string base_url = "http://127.0.0.1:8080/v1";  // the server's API root
-    std::string model;                                   // sent as "model"; may be empty
+    std::string model;                                  // sent as "model"; may be empty
     std::string api_key_env = "OPENAI_API_KEY";  // the key is read from this variable, if set
-    bool chat = true;  // /chat/completions; false: /completions with a raw prompt
-    int max_concurrent = 8;                       // requests in flight at once
+    bool chat = true;        // /chat/completions; false: /completions with a raw prompt
+    int max_concurrent = 8;  // requests in flight at once
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds request_timeout{300'000};
     int max_retries = 3;  // on 429, 5xx and connection failures, honouring Retry-After

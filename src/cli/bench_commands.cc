@@ -1,6 +1,7 @@
 // eventloom bench NAME: benchmarks against their real peers, run from the one binary.
 #include "cli/cli.h"
 #include "delivery_bench.h"
+#include "llm_bench.h"
 #include "log_bench.h"
 
 namespace eventloom::cli {
@@ -49,6 +50,29 @@ void AddBenchCommands(CLI::App& app, GlobalOptions& g, Action& action) {
         dopt->peers = !*d_no_peers;
         action = [dopt] { return bench::RunDeliveryBench(*dopt); };
     });
+
+    auto mopt = std::make_shared<bench::LlmBenchOptions>();
+    auto* llm = bench->add_subcommand(
+        "llm",
+        "The LLM stage (events through the log, continuous batching) vs llama-server on the same "
+        "model: distinct prompts (A), a shared system prompt (B), and one at a time. Without "
+        "--model it writes the small test model (gibberish text, real compute) once into "
+        "~/.cache/eventloom/models.");
+    llm->add_option("--model", mopt->model, "A GGUF model file");
+    llm->add_option("--threads", mopt->threads, "CPU threads, for both")->capture_default_str();
+    llm->add_option("--requests", mopt->requests, "Requests per workload")->capture_default_str();
+    llm->add_option("--concurrency", mopt->concurrency,
+                    "Requests in flight (the LLM stage's slots and llama-server's -np)")
+        ->capture_default_str();
+    llm->add_option("--new-tokens", mopt->new_tokens, "New tokens per request (EOS ignored)")
+        ->capture_default_str();
+    llm->add_option("--prefix-tokens", mopt->prefix_tokens, "Shared system prompt of workload B")
+        ->capture_default_str();
+    llm->add_option("--llama-server", mopt->llama_server,
+                    "The llama-server binary (default: the one 'scripts/setup.sh --peers' builds)");
+    llm->add_option("--dir", mopt->dir, "Where to put data (default $TMPDIR or /tmp)");
+    llm->add_flag("--no-server", mopt->skip_server, "Skip llama-server");
+    llm->callback([&action, mopt] { action = [mopt] { return bench::RunLlmBench(*mopt); }; });
 }
 
 }  // namespace eventloom::cli

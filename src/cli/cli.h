@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "eventloom/llm.h"
 #include "eventloom/status.h"
 
 namespace eventloom::cli {
@@ -30,5 +31,20 @@ int Fail(const Status& status);
 void AddLogCommands(CLI::App& app, GlobalOptions& global, Action& action);
 void AddDlqCommands(CLI::App& app, GlobalOptions& global, Action& action);
 void AddBenchCommands(CLI::App& app, GlobalOptions& global, Action& action);
+void AddModelCommands(CLI::App& app, GlobalOptions& global, Action& action);
+void AddLlmCommands(CLI::App& app, GlobalOptions& global, Action& action);
+
+// Which model a command runs: a GGUF file in process, or an OpenAI-compatible server's URL.
+struct ModelFlags {
+    std::string model;
+    std::string server_model;
+    int threads = 0;
+    int context = 2048;  // per sequence
+    int slots = 8;
+    bool raw = false;  // raw prompts, no chat template
+};
+void AddModelFlags(CLI::App* cmd, ModelFlags& flags);
+bool IsModelUrl(const std::string& model);
+Result<std::unique_ptr<LlmBackend>> OpenModel(const ModelFlags& flags);
 
 }  // namespace eventloom::cli

@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
     cli::AddLogCommands(app, global, action);
     cli::AddDlqCommands(app, global, action);
     cli::AddBenchCommands(app, global, action);
+    cli::AddModelCommands(app, global, action);
+    cli::AddLlmCommands(app, global, action);
 
     try {
         app.parse(argc, argv);

@@ -531,7 +531,15 @@ Status StageRunner::Impl::Process(const Delivery& delivery) {
 }
 
 Status StageRunner::Impl::RunHandler(const Delivery& delivery, bool* duplicate) {
-    StageContext ctx(options_.name, delivery, SteadyClock::now() + options_.timeout, &stopping_);
+    // The handler's deadline: the stage's timeout, or the event's own deadline if sooner.
+    auto now = SteadyClock::now();
+    auto deadline = now + options_.timeout;
+    if (!delivery.event->deadline.empty()) {
+        if (auto ms = ParseRfc3339Ms(delivery.event->deadline)) {
+            deadline = std::min(deadline, now + std::chrono::milliseconds(*ms - NowMs()));
+        }
+    }
+    StageContext ctx(options_.name, delivery, deadline, &stopping_);
     auto call = [&]() -> Status {
         Status status;
         try {
