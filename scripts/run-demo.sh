@@ -27,6 +27,15 @@ step "Where they are: offsets per partition" "$eventloom" topics describe ticket
 step "Read them back (partition@offset, type, id, key, data)" "$eventloom" tail tickets
 step "Read one partition from offset 1, as JSON" \
     "$eventloom" tail tickets --partition 0 --from 1 --json --limit 2
+model_dir="${EVENTLOOM_CACHE:-$HOME/.cache/eventloom}/models"
+mkdir -p "$model_dir"
+model="$model_dir/eventloom-test-tiny-seed1.gguf"
+if [ ! -f "$model" ]; then
+    step "Write the tiny test model (real tokenizer, random weights: its text is gibberish)" \
+        "$eventloom" model make-test --size tiny --out "$model"
+fi
+step "Run a prompt on it in process (llama.cpp), streaming the tokens" \
+    "$eventloom" generate --model "$model" --threads 1 -n 32 --seed 7 "Summarize ticket 1042"
 step "Durable publish speed on this disk (no peers; 'eventloom bench log' compares them)" \
     "$eventloom" bench log --no-peers --sizes 256 --messages 50000 --sync-samples 300
 

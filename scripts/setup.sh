@@ -97,7 +97,8 @@ install_llama() {
 }
 
 install_llama_tools() {
-    if [ -x "$LLAMA_PREFIX/bin/llama-server" ] && [ -x "$LLAMA_PREFIX/bin/llama-batched-bench" ]; then
+    if [ -x "$LLAMA_PREFIX/bin/llama-server" ] && [ -x "$LLAMA_PREFIX/bin/llama-batched-bench" ] \
+        && [ -f "$LLAMA_PREFIX/lib/libllama-server-impl.so" ]; then
         return 0
     fi
     local src
@@ -108,9 +109,16 @@ install_llama_tools() {
     cmake --build "$build" -j"$(nproc)" --target llama-server llama-batched-bench
     mkdir -p "$LLAMA_PREFIX/bin"
     cp "$build/bin/llama-server" "$build/bin/llama-batched-bench" "$LLAMA_PREFIX/bin/"
+    # Each tool's code is in a shared library of its own (lib<tool>-impl.so, which also needs
+    # libmtmd): install those beside libllama.
+    cp -P "$build"/bin/libllama-server-impl.so "$build"/bin/libllama-batched-bench-impl.so \
+        "$build"/bin/libmtmd.so* "$LLAMA_PREFIX/lib/"
     # The tools link the build tree's shared libraries; point them at the installed ones.
     if command -v patchelf >/dev/null; then
         patchelf --set-rpath '$ORIGIN/../lib' "$LLAMA_PREFIX/bin/llama-server" "$LLAMA_PREFIX/bin/llama-batched-bench"
+        for lib in "$LLAMA_PREFIX"/lib/libllama-*-impl.so "$LLAMA_PREFIX"/lib/libmtmd.so.*.*; do
+            patchelf --set-rpath '$ORIGIN' "$lib"
+        done
     fi
 }
 

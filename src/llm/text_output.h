@@ -2,7 +2,8 @@
 //
 // Two things stand between a token's bytes and the caller:
 //   - a token may end inside a multi-byte UTF-8 character (byte-fallback tokens): those bytes
-//     wait for the rest of the character;
+//     wait for the rest of the character; bytes that form no character become U+FFFD, so the
+//     text released is always valid UTF-8;
 //   - text that could be the start of a stop sequence is held back until it is known not to
 //     be one; when a stop sequence appears, the text ends just before it.
 //
@@ -37,6 +38,9 @@ private:
     std::string text_;
     bool stopped_ = false;
 };
+
+// `s` with every byte that is not part of a well-formed UTF-8 character replaced by U+FFFD.
+std::string ToValidUtf8(std::string_view s);
 
 // The length of the longest prefix of `s` made of complete UTF-8 characters. Invalid bytes
 // count as complete (they are passed through, not held forever).

@@ -57,6 +57,23 @@ TEST(TextOutput, EarliestOfSeveralStopsWins) {
     EXPECT_TRUE(out.stopped());
 }
 
+TEST(TextOutput, BytesThatFormNoCharacterBecomeReplacementCharacters) {
+    TextOutput out;
+    const std::string kReplacement = "\xEF\xBF\xBD";
+    EXPECT_EQ(out.Add("a\x9E"), "a" + kReplacement);              // a lone continuation byte
+    EXPECT_EQ(out.Add("\xC0\xAF"), kReplacement + kReplacement);  // an overlong form
+    EXPECT_EQ(out.Add("\xED\xA0"), "");                           // may still complete...
+    EXPECT_EQ(out.Add("\x80"), kReplacement + kReplacement + kReplacement);  // ...a surrogate
+    EXPECT_EQ(out.Add("\xC3\xA9"), "\xC3\xA9");
+}
+
+TEST(ToValidUtf8, KeepsWellFormedTextAndReplacesTheRest) {
+    EXPECT_EQ(ToValidUtf8("plain"), "plain");
+    EXPECT_EQ(ToValidUtf8("\xF0\x9F\x98\x80"), "\xF0\x9F\x98\x80");
+    EXPECT_EQ(ToValidUtf8("\xF4\x90\x80\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    EXPECT_EQ(ToValidUtf8("x\xFFy"), "x\xEF\xBF\xBDy");
+}
+
 TEST(CompleteUtf8Prefix, CountsWholeCharacters) {
     EXPECT_EQ(CompleteUtf8Prefix(""), 0u);
     EXPECT_EQ(CompleteUtf8Prefix("abc"), 3u);

@@ -169,7 +169,9 @@ Status OpenAiBackend::RunAttempts(Call& call, CurlConnection& connection, Attemp
         if (attempt.status.ok()) return Status::Ok();
         if (!attempt.retry || attempt.streamed) return attempt.status;
         const std::string attempts = std::to_string(number) + " attempts";
-        if (number > options_.max_retries) return attempt.status.WithContext(attempts);
+        if (number > options_.max_retries) {
+            return number == 1 ? attempt.status : attempt.status.WithContext(attempts);
+        }
 
         // Wait before the next attempt. When the deadline would come first, the last error
         // says more than DeadlineExceeded would: its code and the server's Retry-After.
@@ -363,8 +365,9 @@ void OpenAiBackend::ReturnConnection(std::unique_ptr<CurlConnection> connection)
 //   InvalidArgument     a bad option (here); a request no server could accept; HTTP 4xx other
 //                       than 401, 403 and 429, with the server's message
 //   FailedPrecondition  HTTP 401 or 403: the API key (names options.api_key_env)
-//   ResourceExhausted   HTTP 429 after the last attempt, with the server's Retry-After carried
-//                       by WithRetryAfter; or the rate limits would pass the deadline
+//   ResourceExhausted   HTTP 429 after the last attempt (or when the next would come after the
+//                       deadline), with the server's Retry-After carried by WithRetryAfter; or
+//                       the rate limits would only grant the request after its deadline
 //   Unavailable         HTTP 5xx, connection failures, malformed responses
 //   DeadlineExceeded    min(request.deadline, start + request_timeout) passed
 //   Cancelled           the stop token was triggered

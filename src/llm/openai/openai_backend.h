@@ -9,7 +9,9 @@
 //      calling on_token for each content delta;
 //   4. on 429, 500, 502, 503, 504 or a failed connection, and only while nothing has been
 //      passed to on_token, tries again up to max_retries times, after the server's Retry-After
-//      or an exponential backoff with jitter (runtime/retry.h), passing the rate limits again.
+//      or an exponential backoff with jitter (runtime/retry.h), passing the rate limits again;
+//      the slot is kept meanwhile. When the deadline would come before the next attempt, the
+//      last error is returned at once.
 // The deadline is min(request.deadline, start + request_timeout) and covers every step; the
 // stop token ends any step at once. Error codes are described in docs/llm.md and at
 // OpenOpenAiBackend's definition; every message names the request id and the URL.

@@ -116,7 +116,9 @@ protected:
             int status = 0;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = -1;
-                return "llama-server exited during start-up; its log ends:\n" + Tail(log_);
+                return "llama-server exited during start-up (if it cannot load its libraries, run "
+                       "scripts/setup.sh --peers); its log ends:\n" +
+                       Tail(log_);
             }
             if (HttpGetStatus(health) == 200) return "";
             std::this_thread::sleep_for(milliseconds(100));

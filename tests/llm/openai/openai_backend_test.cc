@@ -207,6 +207,18 @@ TEST_F(OpenAiBackendTest, ExhaustedRateLimitCarriesTheServersRetryAfter) {
     EXPECT_EQ(server_.request_count(), 2u);
 }
 
+TEST_F(OpenAiBackendTest, RetryAfterBeyondTheDeadlineReturnsTheServersAnswerAtOnce) {
+    server_.SetDefault(
+        FakeResponse::Error(429, R"({"error":{"message":"quota"}})", {{"Retry-After", "60"}}));
+    LlmRequest request = Chat();
+    request.deadline = steady_clock::now() + std::chrono::seconds(30);
+    const Status status = Generate(*Open(), request).status();
+
+    EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << status.ToString();
+    EXPECT_EQ(RetryAfterHint(status), milliseconds(60'000));
+    EXPECT_EQ(server_.request_count(), 1u);
+}
+
 TEST_F(OpenAiBackendTest, UnauthorizedIsFailedPreconditionNamingTheKeyVariable) {
     server_.SetDefault(FakeResponse::Error(401, R"({"error":{"message":"bad key"}})"));
     const Status status = Generate(*Open(), Chat()).status();
@@ -290,6 +302,40 @@ TEST_F(OpenAiBackendTest, RequestsPerMinuteDelaysTheRequestBeyondTheBurst) {
         EXPECT_EQ(requests[i].Json()["messages"][0]["content"], "request " + std::to_string(i));
     }
     EXPECT_GE(requests[120].arrived - opened, milliseconds(500));
+}
+
+TEST_F(OpenAiBackendTest, RateLimitWaitBeyondTheDeadlineIsResourceExhausted) {
+    // A burst of one, refilled after a minute: the second request cannot go before its deadline.
+    options_.requests_per_minute = 1;
+    std::unique_ptr<LlmBackend> backend = Open();
+    ASSERT_TRUE(backend->Generate(Chat()).ok());
+    LlmRequest request = Chat();
+    request.deadline = steady_clock::now() + std::chrono::seconds(5);
+    const Status status = backend->Generate(request).status();
+
+    EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << status.ToString();
+    EXPECT_GT(RetryAfterHint(status), milliseconds(5'000));
+    EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(OpenAiBackendTest, TokensPerMinuteChargesPromptAndMaxTokens) {
+    // 600 tokens a minute, 10 a second. The first request weighs 5 (prompt estimate) + 600:
+    // granted on the full bucket, which it leaves 5 in debt, repaid when the server reports
+    // 600 tokens used. The second weighs 5 + 5, a second of refill.
+    options_.tokens_per_minute = 600;
+    server_.SetDefault(FakeResponse::ChatStream({"x"}, "stop", std::make_pair(300, 300)));
+    const steady_clock::time_point opened = steady_clock::now();
+    std::unique_ptr<LlmBackend> backend = Open();
+    LlmRequest heavy = Chat();
+    heavy.max_tokens = 600;
+    ASSERT_TRUE(backend->Generate(heavy).ok());
+    LlmRequest light = Chat();
+    light.max_tokens = 5;
+    ASSERT_TRUE(backend->Generate(light).ok());
+
+    const auto requests = server_.requests();
+    ASSERT_EQ(requests.size(), 2u);
+    EXPECT_GE(requests[1].arrived - opened, milliseconds(1000));
 }
 
 TEST_F(OpenAiBackendTest, StopTokenCancelsAStreamingRequest) {
