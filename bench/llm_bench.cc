@@ -106,9 +106,12 @@ Result<RunResult> RunThroughEventloom(std::shared_ptr<llm::LlamaBackend> backend
     TopicOptions t;
     t.partitions = 1;
     t.durability = Durability::kInterval;
-    for (auto topic : {"requests", "completions", "chunks"}) {
+    for (auto topic : {"requests", "completions"}) {
         EVENTLOOM_RETURN_IF_ERROR(broker->CreateTopic(topic, t));
     }
+    // Chunks are progress for streaming clients; the completion is the durable result.
+    t.durability = Durability::kNever;
+    EVENTLOOM_RETURN_IF_ERROR(broker->CreateTopic("chunks", t));
     llm::LlmStageOptions so;
     so.stage.name = "llm";
     so.stage.consumes = "requests";
@@ -123,6 +126,7 @@ Result<RunResult> RunThroughEventloom(std::shared_ptr<llm::LlamaBackend> backend
     ConsumerOptions cc;
     cc.topic = "completions";
     cc.group = "bench";
+    cc.spin = std::chrono::microseconds(0);  // a client that waits, as llama-server's do
     EVENTLOOM_ASSIGN_OR_RETURN(auto completions, broker->Subscribe(cc));
     cc.topic = "chunks";
     EVENTLOOM_ASSIGN_OR_RETURN(auto chunks, broker->Subscribe(cc));
@@ -298,6 +302,7 @@ int RunLlmBench(const LlmBenchOptions& o) {
     lo.slots = o.concurrency;
     lo.context_per_slot = ctx;
     lo.threads = o.threads;
+    lo.kv_unified = o.kv_unified;
     auto opened = llm::OpenLlama(lo);
     if (!opened.ok()) {
         std::cerr << "bench llm: " << opened.status().ToString() << "\n";
@@ -326,6 +331,9 @@ int RunLlmBench(const LlmBenchOptions& o) {
         ours.emplace(w->name, RunThroughEventloom(backend, *w, o,
                                                   dir->path() + "/data-" + std::to_string(n++)));
     }
+    // The same backend called directly by client threads: what the log and the stage cost.
+    std::cerr << "bench llm: llama backend called directly, workload " << a.name << "\n";
+    auto direct = RunClients(*backend, a, o, o.concurrency);
     backend.reset();
 
     if (!o.skip_server) {
@@ -399,7 +407,8 @@ int RunLlmBench(const LlmBenchOptions& o) {
              {"concurrency", o.concurrency},
              {"new_tokens", o.new_tokens},
              {"prefix_tokens", o.prefix_tokens},
-             {"threads", o.threads}};
+             {"threads", o.threads},
+             {"kv_unified", o.kv_unified}};
     struct Keys {
         const Workload* w;
         std::string ours_tps, server_tps, ratio, ours_ttft, server_ttft;
@@ -430,6 +439,8 @@ int RunLlmBench(const LlmBenchOptions& o) {
             }
         }
     }
+    row(a.name, "llama backend called directly", direct);
+    if (direct.ok()) out["direct_tok_per_s"] = direct->tok_per_s;
     row("sequential", "eventloom llama backend, 1 slot", sequential);
     if (sequential.ok()) {
         out["sequential_tok_per_s"] = sequential->tok_per_s;

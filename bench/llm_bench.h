@@ -27,6 +27,7 @@ struct LlmBenchOptions {
     int prefix_tokens = 1024;
     int sequential_requests = 8;
     bool skip_server = false;
+    bool kv_unified = true;  // LlamaOptions::kv_unified for eventloom's backend
 };
 
 int RunLlmBench(const LlmBenchOptions& options);

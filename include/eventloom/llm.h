@@ -121,6 +121,12 @@ struct LlamaOptions {
     int threads = 0;           // 0: all cores
     int batch = 512;           // tokens per decode call (prefill chunks share it with decoding)
     bool prefix_cache = true;  // reuse a prompt prefix already in the KV cache
+    // One KV buffer for all sequences: a shared prompt beginning is held once and read once
+    // for all the sequences that share it (much faster for system prompts and templates), but
+    // every token's attention spans the buffer's used range. false: a buffer per sequence,
+    // each token attends over its own sequence only, and a shared beginning is copied into
+    // each buffer that needs it (llama-server's layout with -np N).
+    bool kv_unified = true;
     int gpu_layers = 0;
 };
 
@@ -140,6 +146,9 @@ struct OpenAiOptions {
     std::chrono::milliseconds retry_max{30'000};
     double requests_per_minute = 0;  // 0: no limit
     double tokens_per_minute = 0;    // prompt + max_tokens per request; 0: no limit
+    // Send `top_k`, which is not part of the OpenAI API: llama-server, vLLM and Ollama read it;
+    // some hosted APIs reject a request that carries it.
+    bool send_top_k = true;
 };
 
 Result<std::unique_ptr<LlmBackend>> OpenOpenAiBackend(const OpenAiOptions& options);

@@ -138,6 +138,10 @@ struct StageOptions {
     // dead-lettered) with the handler's outcome; for metrics and benchmarks. Must be quick.
     std::function<void(const Delivery&, const Status&)> on_settled;
     StartFrom start = StartFrom::kEarliest;
+    // How long an idle fetch polls before it sleeps (ConsumerOptions::spin): microseconds off
+    // each hop for a busy stream. 0 for stages whose work takes milliseconds (the LLM stage),
+    // where a polling thread would only take CPU from the work.
+    std::chrono::microseconds poll{50};
 };
 
 struct StageStats {

@@ -72,6 +72,9 @@ void AddBenchCommands(CLI::App& app, GlobalOptions& g, Action& action) {
                     "The llama-server binary (default: the one 'scripts/setup.sh --peers' builds)");
     llm->add_option("--dir", mopt->dir, "Where to put data (default $TMPDIR or /tmp)");
     llm->add_flag("--no-server", mopt->skip_server, "Skip llama-server");
+    llm->add_flag("--kv-unified,!--kv-per-sequence", mopt->kv_unified,
+                  "One KV buffer for all of eventloom's sequences (the default), or one per "
+                  "sequence (see docs/llm.md)");
     llm->callback([&action, mopt] { action = [mopt] { return bench::RunLlmBench(*mopt); }; });
 }
 

@@ -42,6 +42,7 @@ struct ModelFlags {
     int context = 2048;  // per sequence
     int slots = 8;
     bool raw = false;  // raw prompts, no chat template
+    bool no_top_k = false;
 };
 void AddModelFlags(CLI::App* cmd, ModelFlags& flags);
 bool IsModelUrl(const std::string& model);

@@ -26,6 +26,7 @@ Result<std::unique_ptr<LlmBackend>> OpenModel(const ModelFlags& f) {
         o.model = f.server_model;
         o.chat = !f.raw;
         o.max_concurrent = f.slots;
+        o.send_top_k = !f.no_top_k;
         return OpenOpenAiBackend(o);
     }
     LlamaOptions o;
@@ -45,6 +46,9 @@ void AddModelFlags(CLI::App* cmd, ModelFlags& f) {
                     "$EVENTLOOM_MODEL)");
     cmd->add_option("--server-model", f.server_model,
                     "With a server: the model name to ask for (sent as \"model\")");
+    cmd->add_flag("--no-top-k", f.no_top_k,
+                  "With a server: do not send top_k (hosted APIs that reject unknown "
+                  "parameters)");
     cmd->add_option("--threads", f.threads, "With a GGUF file: CPU threads (0: all cores)")
         ->capture_default_str();
     cmd->add_option("--context", f.context, "With a GGUF file: context tokens per sequence")

@@ -97,6 +97,9 @@ public:
         so.workers = slots + queued_;
         so.max_in_flight = static_cast<size_t>(so.workers);
         so.capacity = [this] { return Capacity(); };
+        // A generation takes milliseconds to seconds: microseconds of pick-up latency are not
+        // worth a polling thread taking CPU from the model's threads.
+        so.poll = std::chrono::microseconds(0);
         if (so.rate_limits.tokens_per_minute > 0) {
             so.weight = [this](const Event& e) { return EstimateWeight(e); };
         }

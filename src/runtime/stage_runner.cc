@@ -211,6 +211,7 @@ Status StageRunner::Impl::Start() {
     c.max_outstanding = std::max<size_t>(options_.max_in_flight * 2, 64);
     c.one_in_flight_per_key = options_.one_in_flight_per_key;
     c.start = options_.start;
+    c.spin = options_.poll;
     EVENTLOOM_ASSIGN_OR_RETURN(consumer_, broker_->Subscribe(c));
 
     if (options_.delivery == DeliveryMode::kEffectivelyOnce) {

@@ -1,8 +1,12 @@
 // The LLM stage over the embedded broker with the llama backend on the tiny test model.
 #include "llm/llm_stage.h"
 
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <map>
@@ -246,6 +250,49 @@ TEST_F(LlmStageTest, AModelThatCannotBeLoadedDeadLettersEventsAndTheStageKeepsRu
     // One attempt to open at start; the failure is remembered, not retried per event.
     EXPECT_EQ(opens.load(), 1);
     EXPECT_EQ(stage_->stats().stage.dead_lettered, 2);
+}
+
+// A port nothing listens on: bind, read the port, close.
+int UnusedPort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+TEST_F(LlmStageTest, AnUnreachableServerOpensTheCircuit) {
+    OpenAiOptions oo;
+    oo.base_url = "http://127.0.0.1:" + std::to_string(UnusedPort()) + "/v1";
+    oo.max_retries = 0;
+    auto server = OpenOpenAiBackend(oo);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    CircuitBreakerOptions co;
+    co.failure_threshold = 3;
+    co.open_for = std::chrono::hours(1);
+    auto breaker = std::make_shared<CircuitBreaker>(co);
+    LlmStageOptions o = Options();
+    o.stage.breaker = breaker;
+    o.stage.retry.max_attempts = 100;
+    o.stage.retry.initial_delay = 1ms;
+    o.stage.retry.max_delay = 5ms;
+    stage_ = std::make_unique<LlmStage>(broker_.get(), nullptr, o,
+                                        std::shared_ptr<LlmBackend>(std::move(*server)));
+    ASSERT_TRUE(stage_->Start().ok());
+    Publish("a", Request("a", 2));
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (breaker->state() != CircuitBreaker::State::kOpen &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(breaker->state(), CircuitBreaker::State::kOpen);
+    // Retried, not dead-lettered: the server may come back.
+    EXPECT_EQ(stage_->stats().stage.dead_lettered, 0);
+    EXPECT_GE(stage_->stats().stage.retried, 2);
 }
 
 }  // namespace

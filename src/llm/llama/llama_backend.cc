@@ -456,7 +456,7 @@ private:
         slot.reused = 0;
     }
 
-    // Shares the first `len` cached tokens of `from` with `to` (cells are shared, not copied).
+    // Gives `to` the first `len` cached tokens of `from`.
     void CopyPrefix(const Slot& from, Slot& to, size_t len) {
         len = std::min(len, CommonPrefix(from.tokens, to.job->prompt));
         len = std::min(len, to.job->prompt.size() - 1);
@@ -467,7 +467,15 @@ private:
             return;
         }
         llama_memory_seq_rm(mem_, to.seq, -1, -1);
-        llama_memory_seq_cp(mem_, from.seq, to.seq, 0, static_cast<llama_pos>(len));
+        if (options_.kv_unified) {
+            // One buffer: the cells become the other sequence's too, nothing is copied.
+            llama_memory_seq_cp(mem_, from.seq, to.seq, 0, static_cast<llama_pos>(len));
+        } else {
+            // A buffer per sequence: llama.cpp copies whole buffers (a memory copy at the next
+            // decode call, far cheaper than computing the tokens), then the rest is dropped.
+            llama_memory_seq_cp(mem_, from.seq, to.seq, -1, -1);
+            llama_memory_seq_rm(mem_, to.seq, static_cast<llama_pos>(len), -1);
+        }
         to.tokens.assign(to.job->prompt.begin(), to.job->prompt.begin() + static_cast<long>(len));
         to.reused = static_cast<int>(len);
     }
@@ -759,7 +767,7 @@ Result<std::unique_ptr<LlamaBackend>> OpenLlama(const LlamaOptions& options) {
     cp.n_seq_max = static_cast<uint32_t>(o.slots);
     cp.n_threads = o.threads;
     cp.n_threads_batch = o.threads;
-    cp.kv_unified = true;  // sequences share the cells of a common prompt beginning
+    cp.kv_unified = o.kv_unified;
     cp.no_perf = true;
     errors.clear();
     t_load_errors = &errors;

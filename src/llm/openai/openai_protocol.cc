@@ -116,10 +116,11 @@ Result<std::string> BuildRequestBody(const LlmRequest& request, const OpenAiOpti
     body["stream"] = true;
     body["stream_options"] = {{"include_usage", true}};
 
-    // Sampling and limits. top_k is not in the OpenAI API; llama-server and vLLM read it.
+    // Sampling and limits. top_k is not in the OpenAI API; llama-server and vLLM read it, and
+    // some hosted APIs reject it (options.send_top_k).
     body["temperature"] = sampling.temperature;
     body["top_p"] = sampling.top_p;
-    if (sampling.top_k > 0) body["top_k"] = sampling.top_k;
+    if (sampling.top_k > 0 && options.send_top_k) body["top_k"] = sampling.top_k;
     body["seed"] = sampling.seed;
     body["max_tokens"] = request.max_tokens;
     if (!request.stop.empty()) body["stop"] = request.stop;
