@@ -14,6 +14,8 @@ while [ $# -gt 0 ]; do
         *) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-scripts/setup.sh
+# --peers: the tests of the openai backend run against llama-server, built from the same
+# llama.cpp source (once; cached in ~/.cache/eventloom like the library).
+scripts/setup.sh --peers
 scripts/build.sh "$preset"
 ctest --preset "$preset" -j"$(nproc)" "$@"
