@@ -117,6 +117,7 @@ int RunGenerate(GenerateFlags& f) {
                                        },
                                        {});
     std::fputc('\n', stdout);
+    std::fflush(stdout);
     if (!result.ok()) return Fail(result.status());
     if (!f.quiet) {
         const auto& u = result->usage;
