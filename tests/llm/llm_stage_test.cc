@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "llm/llama/llama_backend.h"
+#include "support/ports.h"
 #include "support/temp_dir.h"
 
 namespace eventloom::llm {
@@ -252,22 +253,9 @@ TEST_F(LlmStageTest, AModelThatCannotBeLoadedDeadLettersEventsAndTheStageKeepsRu
     EXPECT_EQ(stage_->stats().stage.dead_lettered, 2);
 }
 
-// A port nothing listens on: bind, read the port, close.
-int UnusedPort() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    socklen_t len = sizeof(addr);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
 TEST_F(LlmStageTest, AnUnreachableServerOpensTheCircuit) {
     OpenAiOptions oo;
-    oo.base_url = "http://127.0.0.1:" + std::to_string(UnusedPort()) + "/v1";
+    oo.base_url = "http://127.0.0.1:" + std::to_string(testing::UnusedLoopbackPort()) + "/v1";
     oo.max_retries = 0;
     auto server = OpenOpenAiBackend(oo);
     ASSERT_TRUE(server.ok()) << server.status().ToString();

@@ -6,10 +6,8 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +21,7 @@
 #include <vector>
 
 #include "eventloom/llm.h"
+#include "support/ports.h"
 #include "support/temp_dir.h"
 
 namespace eventloom {
@@ -32,18 +31,6 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
 constexpr auto kStartTimeout = std::chrono::seconds(120);
-
-int FreePort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
 
 // The HTTP status of GET `url`, or 0 when the connection fails.
 long HttpGetStatus(const std::string& url) {
@@ -95,7 +82,7 @@ protected:
 
         dir_ = new testing::TempDir();
         log_ = dir_->Sub("llama-server.log");
-        port_ = FreePort();
+        port_ = testing::UnusedLoopbackPort();
         const std::string port = std::to_string(port_);
         pid_ = ::fork();
         if (pid_ < 0) return "fork failed";

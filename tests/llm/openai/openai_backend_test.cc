@@ -1,9 +1,7 @@
 // The openai backend against FakeOpenAiServer, a scripted test double: streaming, request
 // bodies, retries, error classification, limits, deadlines and cancellation.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +13,7 @@
 #include "eventloom/llm.h"
 #include "llm/openai/fake_openai_server.h"
 #include "runtime/retry.h"
+#include "support/ports.h"
 
 namespace eventloom {
 namespace {
@@ -28,19 +27,6 @@ constexpr auto kWait = std::chrono::seconds(10);  // generous: only failures wai
 
 bool Contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
-}
-
-// A port with nothing listening: bound, then closed.
-int UnusedPort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
 }
 
 class OpenAiBackendTest : public ::testing::Test {
@@ -278,7 +264,7 @@ TEST_F(OpenAiBackendTest, SendsNoAuthorizationWithoutTheVariable) {
 }
 
 TEST_F(OpenAiBackendTest, UnreachableServerIsUnavailableAfterRetries) {
-    options_.base_url = "http://127.0.0.1:" + std::to_string(UnusedPort()) + "/v1";
+    options_.base_url = "http://127.0.0.1:" + std::to_string(testing::UnusedLoopbackPort()) + "/v1";
     options_.max_retries = 2;
     const Status status = Generate(*Open(), Chat()).status();
     EXPECT_EQ(status.code(), StatusCode::kUnavailable);
