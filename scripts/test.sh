@@ -2,7 +2,8 @@
 # Sets up the machine, builds, and runs every test. The README's test command.
 #   scripts/test.sh                 debug build, all tests
 #   scripts/test.sh --preset asan   AddressSanitizer + UBSan build (also: tsan, release)
-# Extra arguments after -- go to ctest, e.g. scripts/test.sh -- -R Log
+# Extra arguments after -- go to ctest, e.g. scripts/test.sh -- -R log_test (tests are
+# named <test target>.<Suite>.<Test>)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=debug
