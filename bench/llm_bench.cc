@@ -271,12 +271,6 @@ std::string FormatTps(double v) {
     return buf;
 }
 
-std::string FormatMs(double us) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.0f ms", us / 1000);
-    return buf;
-}
-
 int ContextPerSlot(const LlmBenchOptions& o) {
     int need = o.prefix_tokens + 64 + o.new_tokens + 64;
     return (need + 255) / 256 * 256;
@@ -396,7 +390,7 @@ int RunLlmBench(const LlmBenchOptions& o) {
         }
         table.AddRow(
             {wl, sys, FormatTps(r->tok_per_s),
-             "p50 " + FormatMs(r->ttft.p50_us) + ", p90 " + FormatMs(r->ttft.p90_us),
+             "p50 " + FormatMicros(r->ttft.p50_us) + ", p90 " + FormatMicros(r->ttft.p90_us),
              std::to_string(r->computed_tokens) + " of " + std::to_string(r->prompt_tokens),
              FormatTps(r->seconds) + " s"});
     };

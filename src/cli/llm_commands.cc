@@ -1,11 +1,11 @@
 // eventloom generate: runs one request on a model (a GGUF file in process, or an
 // OpenAI-compatible server) and streams its tokens to the terminal.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "cli/cli.h"
+#include "common/file.h"
 #include "eventloom/llm.h"
 
 namespace eventloom::cli {
@@ -72,14 +72,6 @@ struct GenerateFlags {
     bool quiet = false;
 };
 
-Result<std::string> ReadFile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return NotFoundError("cannot read '" + path + "'");
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 int RunGenerate(GenerateFlags& f) {
     if (f.prompt == "-") {
         std::ostringstream s;
@@ -102,7 +94,7 @@ int RunGenerate(GenerateFlags& f) {
     r.stop = f.stop;
     r.ignore_eos = f.ignore_eos;
     if (!f.json_schema_file.empty()) {
-        auto schema = ReadFile(f.json_schema_file);
+        auto schema = FileSystem::Default()->ReadFile(f.json_schema_file);
         if (!schema.ok()) return Fail(schema.status());
         r.json_schema = *schema;
     }

@@ -153,7 +153,6 @@ public:
 
     std::string_view kind() const override { return "llama"; }
     std::string model() const override { return name_; }
-    int context_per_slot() const override { return options_.context_per_slot; }
 
     LlamaStats stats() const override {
         std::lock_guard<std::mutex> lock(mu_);

@@ -40,7 +40,6 @@ struct LlamaStats {
 class LlamaBackend : public LlmBackend {
 public:
     virtual LlamaStats stats() const = 0;
-    virtual int context_per_slot() const = 0;
 };
 
 Result<std::unique_ptr<LlamaBackend>> OpenLlama(const LlamaOptions& options);
