@@ -4,7 +4,9 @@
 #
 #   scripts/setup.sh           build and test dependencies
 #   scripts/setup.sh --peers   also the benchmark peers: nats-server, redis-server, libnats,
-#                              hiredis, and llama.cpp's llama-server and llama-batched-bench
+#                              hiredis, and llama.cpp's llama-server and llama-batched-bench;
+#                              and the official OpenAI client library for Node.js, which the
+#                              gateway's tests use
 #
 # Environment: EVENTLOOM_CACHE (default ~/.cache/eventloom) holds the llama.cpp prefix.
 set -euo pipefail
@@ -12,11 +14,13 @@ set -euo pipefail
 LLAMA_NPM_PACKAGE="node-llama-cpp@3.22.1"
 CACHE="${EVENTLOOM_CACHE:-$HOME/.cache/eventloom}"
 LLAMA_PREFIX="$CACHE/llama-3.22.1"
+OPENAI_NPM_PACKAGE="openai@4.95.0"
+NPM_PREFIX="$CACHE/npm"
 PEERS=0
 for arg in "$@"; do
     case "$arg" in
         --peers) PEERS=1 ;;
-        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup: unknown option '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -122,12 +126,20 @@ install_llama_tools() {
     fi
 }
 
+install_openai_client() {
+    if [ -f "$NPM_PREFIX/node_modules/openai/package.json" ]; then return 0; fi
+    log "installing the OpenAI client library for Node.js ($OPENAI_NPM_PACKAGE) into $NPM_PREFIX"
+    mkdir -p "$NPM_PREFIX"
+    npm install --silent --no-audit --no-fund --prefix "$NPM_PREFIX" "$OPENAI_NPM_PACKAGE" >/dev/null
+}
+
 install_packages "${PACKAGES[@]}"
 # npm fetches the llama.cpp source; a Node.js from elsewhere may bring its own npm.
 command -v npm >/dev/null || install_packages nodejs npm
 [ "$PEERS" -eq 1 ] && install_packages "${PEER_PACKAGES[@]}" patchelf
 install_llama
 [ "$PEERS" -eq 1 ] && install_llama_tools
+[ "$PEERS" -eq 1 ] && install_openai_client
 # Services are started by the tests and benchmarks that need them, not left running.
 if [ "$PEERS" -eq 1 ]; then
     systemctl disable --now redis-server nats-server >/dev/null 2>&1 || true

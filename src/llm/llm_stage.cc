@@ -161,8 +161,13 @@ private:
         return room > 0 ? static_cast<size_t>(room) : 0;
     }
 
+    Result<LlmRequest> MakeRequest(const Event& e) const {
+        if (options_.make_request) return options_.make_request(e);
+        return ParseLlmRequest(std::string_view(e.data));
+    }
+
     double EstimateWeight(const Event& e) {
-        auto request = ParseLlmRequest(std::string_view(e.data));
+        auto request = MakeRequest(e);
         if (!request.ok()) return 0;
         std::shared_ptr<LlmBackend> backend;
         {
@@ -176,7 +181,7 @@ private:
 
     Status Handle(StageContext& ctx) {
         const Event& in = ctx.event();
-        EVENTLOOM_ASSIGN_OR_RETURN(LlmRequest request, ParseLlmRequest(std::string_view(in.data)));
+        EVENTLOOM_ASSIGN_OR_RETURN(LlmRequest request, MakeRequest(in));
         request.id = in.id;
         request.deadline = ctx.deadline();
         request.priority = in.priority.value_or(0);
@@ -225,10 +230,14 @@ private:
         prompt_tokens_ += result->usage.prompt_tokens;
         completion_tokens_ += result->usage.completion_tokens;
         ctx.ReportWeight(result->usage.prompt_tokens + result->usage.completion_tokens);
-        Event out = ctx.Derive("llm.completion");
+        Event out = ctx.Derive(options_.output_type);
         out.datacontenttype = "application/json";
-        std::string data = LlmResultToJson(*result, backend->model()).dump();
-        out.data = std::move(data);
+        if (options_.make_output) {
+            EVENTLOOM_ASSIGN_OR_RETURN(out.data,
+                                       options_.make_output(in, *result, backend->model()));
+        } else {
+            out.data = LlmResultToJson(*result, backend->model()).dump();
+        }
         out.has_data = true;
         ctx.Emit(options_.emits, std::move(out));
         return Status::Ok();

@@ -48,6 +48,16 @@ struct LlmStageOptions {
     int64_t queued_prompt_token_budget = 16384;
     // How often to try again to open a backend that failed to open.
     std::chrono::milliseconds reopen_interval{30'000};
+    // Builds the request from the event (a pipeline's prompt templates). Empty: the event's
+    // data is the request (llm/request_json.h). An error dead-letters or retries the event by
+    // its code, as a handler's would.
+    std::function<Result<LlmRequest>(const Event&)> make_request;
+    // Builds the completion event's data from the input event and the result. Empty: the
+    // completion JSON of llm/request_json.h.
+    std::function<Result<std::string>(const Event& in, const LlmResult& result,
+                                      std::string_view model)>
+        make_output;
+    std::string output_type = "llm.completion";  // the completion event's type
 };
 
 struct LlmStageStats {

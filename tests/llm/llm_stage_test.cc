@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "llm/echo/echo_backend.h"
 #include "llm/llama/llama_backend.h"
 #include "support/ports.h"
 #include "support/temp_dir.h"
@@ -281,6 +282,56 @@ TEST_F(LlmStageTest, AnUnreachableServerOpensTheCircuit) {
     // Retried, not dead-lettered: the server may come back.
     EXPECT_EQ(stage_->stats().stage.dead_lettered, 0);
     EXPECT_GE(stage_->stats().stage.retried, 2);
+}
+
+TEST_F(LlmStageTest, RequestAndOutputHooksShapeWhatTheStageReadsAndWrites) {
+    LlmStageOptions o = Options();
+    o.chunks_topic.clear();
+    o.output_type = "ticket.classified";
+    o.make_request = [](const Event& e) -> Result<LlmRequest> {
+        if (e.data.empty()) return InvalidArgumentError("no ticket text");
+        LlmRequest r;
+        r.messages.push_back({"user", "classify: " + e.data});
+        r.max_tokens = 16;
+        return r;
+    };
+    o.make_output = [](const Event& in, const LlmResult& result,
+                       std::string_view model) -> Result<std::string> {
+        return json{{"ticket", in.data}, {"label", result.text}, {"model", model}}.dump();
+    };
+    stage_ = std::make_unique<LlmStage>(broker_.get(), nullptr, o, MakeEchoBackend());
+    ASSERT_TRUE(stage_->Start().ok());
+    Event e;
+    e.id = "t-1";
+    e.source = "test";
+    e.type = "ticket.created";
+    e.data = "printer on fire";
+    e.has_data = true;
+    ASSERT_TRUE(broker_->Publish("requests", e).ok());
+    Event empty = e;
+    empty.id = "t-2";
+    empty.data.clear();
+    ASSERT_TRUE(broker_->Publish("requests", empty).ok());
+
+    auto out = ReadAll("completions", 1);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].type, "ticket.classified");
+    EXPECT_EQ(out[0].causationid, "t-1");
+    auto body = json::parse(out[0].data);
+    EXPECT_EQ(body["ticket"], "printer on fire");
+    EXPECT_EQ(body["label"], "classify: printer on fire");
+    EXPECT_EQ(body["model"], "echo");
+    auto dead = ReadAll("llm.dead-letter", 1);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].id, "t-2");
+    bool has_reason = false;
+    for (const auto& [k, v] : dead[0].extensions) {
+        if (k == kDeadLetterReason) {
+            has_reason = true;
+            EXPECT_THAT(v, HasSubstr("no ticket text"));
+        }
+    }
+    EXPECT_TRUE(has_reason);
 }
 
 }  // namespace
