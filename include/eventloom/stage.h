@@ -152,6 +152,7 @@ struct StageStats {
     int64_t duplicates = 0;  // effectively-once: redelivered events skipped
     int64_t coalesced = 0;   // debounce: events replaced by a later one of their key
     int64_t in_flight = 0;
+    int64_t lag = 0;  // events in the topic not yet delivered to the stage
 };
 
 class StageRunner {

@@ -125,6 +125,7 @@ public:
         std::lock_guard<std::mutex> lock(mu_);
         StageStats s = stats_;
         s.in_flight = static_cast<int64_t>(in_flight_);
+        if (consumer_) s.lag = consumer_->Stats().lag;
         return s;
     }
     const StageOptions& options() const { return options_; }
@@ -212,7 +213,11 @@ Status StageRunner::Impl::Start() {
     c.one_in_flight_per_key = options_.one_in_flight_per_key;
     c.start = options_.start;
     c.spin = options_.poll;
-    EVENTLOOM_ASSIGN_OR_RETURN(consumer_, broker_->Subscribe(c));
+    EVENTLOOM_ASSIGN_OR_RETURN(std::unique_ptr<Consumer> consumer, broker_->Subscribe(c));
+    {
+        std::lock_guard<std::mutex> lock(mu_);  // stats() reads it
+        consumer_ = std::move(consumer);
+    }
 
     if (options_.delivery == DeliveryMode::kEffectivelyOnce) {
         // Outputs a crash left in the outbox go out before anything new.
@@ -255,7 +260,11 @@ void StageRunner::Impl::Stop(std::chrono::milliseconds grace) {
         consumer_->Nack(d.tag, std::chrono::milliseconds(0), "stage stopping").IgnoreError();
     }
     if (consumer_) consumer_->Commit().IgnoreError();
-    consumer_.reset();
+    std::unique_ptr<Consumer> closing;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        closing = std::move(consumer_);
+    }
 }
 
 size_t StageRunner::Impl::Room() {

@@ -15,11 +15,10 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "eventloom/log.h"
 #include "eventloom/stage.h"
@@ -101,10 +100,10 @@ struct OpenAiRouteSpec {
 };
 
 struct GatewaySpec {
-    bool enabled = false;                 // a `gateway:` section is present
+    bool enabled = false;  // a `gateway:` section is present
     std::string listen = "127.0.0.1:8080";
-    std::vector<ApiKeySpec> api_keys;     // empty: no authentication
-    size_t max_body_bytes = 1 << 20;      // 413 beyond this
+    std::vector<ApiKeySpec> api_keys;  // empty: no authentication
+    size_t max_body_bytes = 1 << 20;   // 413 beyond this
     std::chrono::milliseconds request_timeout{60'000};
     // 429 with Retry-After when a target topic's backlog (published, not yet processed by its
     // consumers) passes this; 0: no bound.
