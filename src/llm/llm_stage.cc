@@ -5,7 +5,9 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "llm/grammar/json_schema_grammar.h"
 #include "llm/request_json.h"
+#include "llm/text_output.h"
 
 namespace eventloom::llm {
 
@@ -179,6 +181,25 @@ private:
         return prompt + request->max_tokens;
     }
 
+    // A constrained backend can still stop early (max_tokens) or not constrain at all (a
+    // server without grammar support): what goes out as structured output must match. A
+    // mismatch is the request's problem (InvalidArgument), not worth retrying unchanged.
+    Status CheckAgainstSchema(const std::string& schema_text, const LlmResult& result) const {
+        const nlohmann::json schema = nlohmann::json::parse(schema_text, nullptr, false);
+        if (schema.is_discarded()) {
+            return InvalidArgumentError(
+                fmt::format("stage '{}': the JSON schema is not valid JSON", options_.stage.name));
+        }
+        const nlohmann::json value = nlohmann::json::parse(result.text, nullptr, false);
+        Status valid = value.is_discarded() ? InvalidArgumentError("the completion is not JSON")
+                                            : ValidateJsonAgainstSchema(schema, value);
+        if (valid.ok()) return valid;
+        return InvalidArgumentError(fmt::format(
+            "stage '{}': the completion does not match the schema (finish reason '{}'): {}: {}",
+            options_.stage.name, result.finish_reason, valid.message(),
+            ToValidUtf8(std::string_view(result.text).substr(0, 200))));
+    }
+
     Status Handle(StageContext& ctx) {
         const Event& in = ctx.event();
         EVENTLOOM_ASSIGN_OR_RETURN(LlmRequest request, MakeRequest(in));
@@ -226,6 +247,9 @@ private:
         auto result = backend->Generate(request, on_token, std::stop_token());
         if (!result.ok()) return result.status();
         flush();
+        if (!request.json_schema.empty()) {
+            EVENTLOOM_RETURN_IF_ERROR(CheckAgainstSchema(request.json_schema, *result));
+        }
 
         prompt_tokens_ += result->usage.prompt_tokens;
         completion_tokens_ += result->usage.completion_tokens;

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -35,6 +36,8 @@ constexpr int kMaxRefsWithoutProgress = 64;
 // llama.cpp expands `x{m,n}` into max(m, n) rules and refuses more than 2000; bounds above this
 // are left open in the grammar (the validator still checks them).
 constexpr int64_t kMaxGrammarRepetition = 1000;
+// Integer ranges narrower than this are spelled out as alternatives.
+constexpr int64_t kMaxSpelledIntegers = 100;
 constexpr size_t kMaxRuleNameLength = 64;
 
 // ---- Keyword tables -----------------------------------------------------------------------
@@ -1201,6 +1204,33 @@ private:
     }
 
     std::string NumberExpr(const Json& schema, bool integer) {
+        // An integer between two close bounds (a rating, a level) is spelled out, so that the
+        // model can only pick one of them.
+        if (integer) {
+            std::optional<int64_t> low, high;
+            if (auto b = schema.find("minimum"); b != schema.end()) {
+                low = static_cast<int64_t>(std::ceil(b->get<double>()));
+            }
+            if (auto b = schema.find("exclusiveMinimum"); b != schema.end()) {
+                int64_t bound = static_cast<int64_t>(std::floor(b->get<double>())) + 1;
+                low = low ? std::max(*low, bound) : bound;
+            }
+            if (auto b = schema.find("maximum"); b != schema.end()) {
+                high = static_cast<int64_t>(std::floor(b->get<double>()));
+            }
+            if (auto b = schema.find("exclusiveMaximum"); b != schema.end()) {
+                int64_t bound = static_cast<int64_t>(std::ceil(b->get<double>())) - 1;
+                high = high ? std::min(*high, bound) : bound;
+            }
+            if (low && high && *low <= *high && *high - *low < kMaxSpelledIntegers) {
+                std::string body;
+                for (int64_t n = *low; n <= *high; ++n) {
+                    if (!body.empty()) body += " | ";
+                    body += "\"" + std::to_string(n) + "\"";
+                }
+                return "(" + body + ")";
+            }
+        }
         // A lower bound of 0 or more rules out the minus sign.
         bool non_negative = false;
         for (const char* key : {"minimum", "exclusiveMinimum"}) {

@@ -14,6 +14,7 @@
 
 #include "common/logging.h"
 #include "llm/grammar/json_schema_grammar.h"
+#include "llm/llama/llama_support.h"
 #include "llm/text_output.h"
 
 namespace eventloom::llm {
@@ -24,42 +25,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 double MillisBetween(SteadyClock::time_point a, SteadyClock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-// llama.cpp's and ggml's log, into ours. Their info level is chatty (every tensor at load):
-// it becomes debug. While a thread loads a model, warnings and errors are also collected so
-// the Status can say why a load failed.
-thread_local std::string* t_load_errors = nullptr;
-
-void LogToSpdlog(ggml_log_level level, const char* text, void*) {
-    static const auto log = logging::Get("llama");
-    std::string_view t(text ? text : "");
-    while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.remove_suffix(1);
-    if (t.empty()) return;
-    switch (level) {
-        case GGML_LOG_LEVEL_ERROR:
-            if (t_load_errors) t_load_errors->append(t).append("; ");
-            log->error("{}", t);
-            break;
-        case GGML_LOG_LEVEL_WARN:
-            if (t_load_errors) t_load_errors->append(t).append("; ");
-            log->warn("{}", t);
-            break;
-        case GGML_LOG_LEVEL_INFO:
-            log->debug("{}", t);
-            break;
-        default:
-            log->trace("{}", t);
-            break;
-    }
-}
-
-void InitLlamaOnce() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-        llama_log_set(LogToSpdlog, nullptr);
-        llama_backend_init();
-    });
 }
 
 struct SamplerDeleter {
@@ -256,18 +221,7 @@ private:
     }
 
     std::vector<llama_token> Tokenize(const std::string& text) const {
-        std::vector<llama_token> tokens(text.size() + 8);
-        auto tokenize = [&] {
-            return llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()),
-                                  tokens.data(), static_cast<int32_t>(tokens.size()), true, true);
-        };
-        int n = tokenize();
-        if (n < 0) {
-            tokens.resize(static_cast<size_t>(-n));
-            n = tokenize();
-        }
-        tokens.resize(static_cast<size_t>(std::max(n, 0)));
-        return tokens;
+        return TokenizeText(vocab_, text, true, true);
     }
 
     Result<SamplerPtr> MakeSampler(const LlmRequest& r) const {
@@ -741,23 +695,7 @@ Result<std::unique_ptr<LlamaBackend>> OpenLlama(const LlamaOptions& options) {
     if (o.threads <= 0)
         o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(o.model_path, ec)) {
-        return NotFoundError("llama: model file '" + o.model_path + "' does not exist");
-    }
-    InitLlamaOnce();
-
-    llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = o.gpu_layers;
-    std::string errors;
-    t_load_errors = &errors;
-    llama_model* model = llama_model_load_from_file(o.model_path.c_str(), mp);
-    t_load_errors = nullptr;
-    if (!model) {
-        if (!errors.empty()) errors.resize(errors.size() - 2);
-        return InvalidArgumentError("llama: cannot load model '" + o.model_path +
-                                    "': " + (errors.empty() ? "not a usable GGUF model" : errors));
-    }
+    EVENTLOOM_ASSIGN_OR_RETURN(LlamaModelPtr model, LoadLlamaModel(o.model_path, o.gpu_layers));
 
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = static_cast<uint32_t>(o.context);
@@ -768,23 +706,15 @@ Result<std::unique_ptr<LlamaBackend>> OpenLlama(const LlamaOptions& options) {
     cp.n_threads_batch = o.threads;
     cp.kv_unified = o.kv_unified;
     cp.no_perf = true;
-    errors.clear();
-    t_load_errors = &errors;
-    llama_context* ctx = llama_init_from_model(model, cp);
-    t_load_errors = nullptr;
-    if (!ctx) {
-        llama_model_free(model);
-        return ResourceExhaustedError("llama: cannot create a context of " +
-                                      std::to_string(o.context) + " tokens for '" + o.model_path +
-                                      "': " + errors);
-    }
+    EVENTLOOM_ASSIGN_OR_RETURN(LlamaContextPtr ctx, NewLlamaContext(model.get(), cp, o.model_path));
 
     std::string name = std::filesystem::path(o.model_path).stem().string();
     char buf[256];
-    if (llama_model_meta_val_str(model, "general.name", buf, sizeof(buf)) > 0) name = buf;
+    if (llama_model_meta_val_str(model.get(), "general.name", buf, sizeof(buf)) > 0) name = buf;
     logging::Get("llm")->info("llama: loaded model={} slots={} context={} threads={}", name,
                               o.slots, o.context, o.threads);
-    return std::unique_ptr<LlamaBackend>(new LlamaBackendImpl(o, model, ctx, std::move(name)));
+    return std::unique_ptr<LlamaBackend>(
+        new LlamaBackendImpl(o, model.release(), ctx.release(), std::move(name)));
 }
 
 }  // namespace eventloom::llm

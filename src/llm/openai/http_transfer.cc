@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <mutex>
 
 #include "llm/openai/openai_protocol.h"
+#include "runtime/retry.h"
 
 namespace eventloom::openai {
 namespace {
@@ -199,6 +201,61 @@ HttpResponse Perform(CurlConnection& connection, const HttpRequest& request, con
                                                       : curl_easy_strerror(response.curl_code);
     }
     return response;
+}
+
+Status InitCurlOnce() {
+    static std::once_flag once;
+    static CURLcode code = CURLE_OK;
+    std::call_once(once, [] { code = curl_global_init(CURL_GLOBAL_DEFAULT); });
+    if (code != CURLE_OK) {
+        return InternalError(std::string("libcurl initialisation failed: ") +
+                             curl_easy_strerror(code));
+    }
+    return Status::Ok();
+}
+
+bool IsConnectionFailure(CURLcode code) {
+    switch (code) {
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_OPERATION_TIMEDOUT:  // the connect timeout; our deadline is checked apart
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool IsRetriedHttpStatus(long status) {
+    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+Status HttpErrorStatus(const HttpResponse& response, std::string_view body,
+                       std::string_view api_key_env, bool key_set) {
+    const long status = response.status;
+    std::string message = "http " + std::to_string(status) + ": " + ErrorMessageFromBody(body);
+    if (status == 401 || status == 403) {
+        message += api_key_env.empty() ? "; no API key variable is configured (api_key_env)"
+                                       : "; check the API key in $" + std::string(api_key_env) +
+                                             (key_set ? "" : " (not set)");
+        return FailedPreconditionError(std::move(message));
+    }
+
+    Status error;
+    if (status == 429) {
+        error = ResourceExhaustedError(std::move(message));
+    } else if (status >= 400 && status < 500) {
+        error = InvalidArgumentError(std::move(message));
+    } else {
+        error = UnavailableError(std::move(message));
+    }
+    return response.retry_after ? WithRetryAfter(error, *response.retry_after) : error;
 }
 
 }  // namespace eventloom::openai

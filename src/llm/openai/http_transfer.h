@@ -76,4 +76,25 @@ using BodySink = std::function<Status(const HttpResponse& head, std::string_view
 HttpResponse Perform(CurlConnection& connection, const HttpRequest& request, const BodySink& sink,
                      std::stop_token stop);
 
+// libcurl's global initialisation, once per process whoever calls first; never cleaned up, as
+// other users may share it. InternalError when it failed.
+Status InitCurlOnce();
+
+// Failures of the connection itself, before or during the response: worth another attempt when
+// nothing was streamed yet.
+bool IsConnectionFailure(CURLcode code);
+
+// HTTP statuses worth another attempt: 429, 500, 502, 503, 504.
+bool IsRetriedHttpStatus(long status);
+
+// The status for an HTTP error response, with the server's message from its body and its
+// Retry-After (carried by WithRetryAfter, runtime/retry.h):
+//   401, 403   FailedPrecondition, naming the API key variable `api_key_env` (`key_set`: whether
+//              it held a key)
+//   429        ResourceExhausted
+//   other 4xx  InvalidArgument
+//   otherwise  Unavailable
+Status HttpErrorStatus(const HttpResponse& response, std::string_view body,
+                       std::string_view api_key_env, bool key_set);
+
 }  // namespace eventloom::openai

@@ -24,30 +24,6 @@ bool IsEventStream(std::string_view content_type) {
     return content_type.starts_with("text/event-stream");
 }
 
-// Failures of the connection itself, before or during the response: worth another attempt
-// when nothing was streamed yet.
-bool IsConnectionFailure(CURLcode code) {
-    switch (code) {
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_CONNECT:
-        case CURLE_OPERATION_TIMEDOUT:  // the connect timeout; our deadline is checked apart
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_SEND_ERROR:
-        case CURLE_RECV_ERROR:
-        case CURLE_GOT_NOTHING:
-        case CURLE_PARTIAL_FILE:
-        case CURLE_HTTP2:
-        case CURLE_HTTP2_STREAM:
-            return true;
-        default:
-            return false;
-    }
-}
-
-bool IsRetriedHttpStatus(long status) {
-    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
-}
-
 // A body that is an event stream although its Content-Type did not say so.
 bool LooksLikeEventStream(std::string_view body) {
     const size_t first = body.find_first_not_of(" \t\r\n");
@@ -260,25 +236,7 @@ void OpenAiBackend::RunAttempt(Call& call, CurlConnection& connection, Attempt& 
 }
 
 Status OpenAiBackend::HttpError(const HttpResponse& response, std::string_view body) const {
-    const long status = response.status;
-    std::string message = "http " + std::to_string(status) + ": " + ErrorMessageFromBody(body);
-    if (status == 401 || status == 403) {
-        message += options_.api_key_env.empty()
-                       ? "; no API key variable is configured (api_key_env)"
-                       : "; check the API key in $" + options_.api_key_env +
-                             (api_key_.empty() ? " (not set)" : "");
-        return FailedPreconditionError(std::move(message));
-    }
-
-    Status error;
-    if (status == 429) {
-        error = ResourceExhaustedError(std::move(message));
-    } else if (status >= 400 && status < 500) {
-        error = InvalidArgumentError(std::move(message));
-    } else {
-        error = UnavailableError(std::move(message));
-    }
-    return response.retry_after ? WithRetryAfter(error, *response.retry_after) : error;
+    return HttpErrorStatus(response, body, options_.api_key_env, !api_key_.empty());
 }
 
 LlmResult OpenAiBackend::MakeResult(const Call& call, const Attempt& attempt) {
@@ -397,14 +355,8 @@ Result<std::unique_ptr<LlmBackend>> OpenOpenAiBackend(const OpenAiOptions& optio
                             .tokens_per_minute = options.tokens_per_minute};
     if (Status status = limits.Validate(); !status.ok()) return status.WithContext("openai");
 
-    // libcurl, once per process; never cleaned up, as other users may share it.
-    static std::once_flag curl_once;
-    static CURLcode curl_init = CURLE_OK;
-    std::call_once(curl_once, [] { curl_init = curl_global_init(CURL_GLOBAL_DEFAULT); });
-    if (curl_init != CURLE_OK) {
-        return InternalError(std::string("libcurl initialisation failed: ") +
-                             curl_easy_strerror(curl_init));
-    }
+    // libcurl, once per process.
+    EVENTLOOM_RETURN_IF_ERROR(openai::InitCurlOnce());
 
     // The key is read once, here: changing the variable later needs a new backend.
     std::string api_key;

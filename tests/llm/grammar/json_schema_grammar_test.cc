@@ -475,12 +475,24 @@ TEST_F(LlamaGrammar, NegativeSignIsMaskedUnderANonNegativeMinimum) {
     ExpectMasked(grammar, "-0.5");
 }
 
-TEST_F(LlamaGrammar, MinimumAndMaximumAreNotEnforcedByTheGrammar) {
-    // Documented: bounds other than a non-negative minimum are left to the validator.
-    const std::string grammar = Grammar(R"({"type": "integer", "minimum": 1, "maximum": 9})");
-    ExpectGenerated(grammar, "10");
+TEST_F(LlamaGrammar, CloseIntegerBoundsAreEnforcedByTheGrammar) {
+    const std::string grammar = Grammar(R"({"type": "integer", "minimum": 1, "maximum": 12})");
+    for (const char* n : {"1", "5", "10", "12"}) ExpectGenerated(grammar, n);
+    for (const char* n : {"0", "13", "55", "-1", "01"}) ExpectMasked(grammar, n);
+    const std::string exclusive =
+        Grammar(R"({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 3})");
+    ExpectGenerated(exclusive, "1");
+    ExpectGenerated(exclusive, "2");
+    ExpectMasked(exclusive, "3");
+}
+
+TEST_F(LlamaGrammar, WideIntegerBoundsAreLeftToTheValidator) {
+    // Documented: bounds 100 or more apart (and number bounds) are checked by the validator.
+    const std::string grammar = Grammar(R"({"type": "integer", "minimum": 1, "maximum": 1000})");
+    ExpectGenerated(grammar, "1001");
     EXPECT_FALSE(
-        ValidateJsonAgainstSchema(Json::parse(R"({"type": "integer", "maximum": 9})"), Json(10))
+        ValidateJsonAgainstSchema(
+            Json::parse(R"({"type": "integer", "minimum": 1, "maximum": 1000})"), Json(1001))
             .ok());
 }
 

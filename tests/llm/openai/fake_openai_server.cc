@@ -118,6 +118,22 @@ FakeResponse FakeResponse::Error(int status, std::string body,
 
 std::string FakeResponse::Event(const json& data) { return "data: " + data.dump() + "\n\n"; }
 
+FakeResponse FakeResponse::Embeddings(
+    const std::vector<std::pair<int, std::vector<float>>>& items) {
+    json data = json::array();
+    for (const auto& [index, vector] : items) {
+        data.push_back({{"object", "embedding"}, {"index", index}, {"embedding", vector}});
+    }
+    FakeResponse response;
+    response.headers = {{"Content-Type", "application/json"}};
+    response.body_parts.push_back(json{{"object", "list"},
+                                       {"data", std::move(data)},
+                                       {"model", "fake-embedder"},
+                                       {"usage", {{"prompt_tokens", 1}, {"total_tokens", 1}}}}
+                                      .dump());
+    return response;
+}
+
 json ReceivedRequest::Json() const {
     json parsed = json::parse(body, nullptr, false);
     return parsed.is_discarded() ? json() : parsed;
@@ -195,9 +211,39 @@ void FakeOpenAiServer::AcceptLoop() {
     }
 }
 
-FakeResponse FakeOpenAiServer::NextResponse() {
+void FakeOpenAiServer::ServeEmbeddings(int dimension) {
     std::lock_guard lock(mu_);
-    if (script_.empty()) return default_;
+    embedding_dimension_ = dimension;
+}
+
+std::vector<float> FakeOpenAiServer::FakeEmbedding(const std::string& input, int dimension) {
+    // FNV-1a of the input and the component's number, mapped to [-2, 2).
+    std::vector<float> vector;
+    for (int k = 0; k < dimension; ++k) {
+        uint64_t hash = 14695981039346656037ull ^ static_cast<uint64_t>(k);
+        for (unsigned char c : input) hash = (hash ^ c) * 1099511628211ull;
+        hash = (hash ^ (hash >> 29)) * 1099511628211ull;
+        vector.push_back(static_cast<float>(hash % 4096) / 1024.0f - 2.0f);
+    }
+    return vector;
+}
+
+FakeResponse FakeOpenAiServer::NextResponse(const ReceivedRequest& request) {
+    std::lock_guard lock(mu_);
+    if (script_.empty()) {
+        const json body = request.Json();
+        if (embedding_dimension_ == 0 || !request.path.ends_with("/embeddings") ||
+            !body.contains("input") || !body["input"].is_array()) {
+            return default_;
+        }
+        std::vector<std::pair<int, std::vector<float>>> items;
+        for (int i = static_cast<int>(body["input"].size()) - 1; i >= 0; --i) {
+            const json& input = body["input"][static_cast<size_t>(i)];
+            items.emplace_back(i, FakeEmbedding(input.is_string() ? input.get<std::string>() : "",
+                                                embedding_dimension_));
+        }
+        return FakeResponse::Embeddings(items);
+    }
     FakeResponse response = std::move(script_.front());
     script_.pop_front();
     return response;
@@ -260,12 +306,12 @@ void FakeOpenAiServer::Serve(int fd) {
     request.body = data.substr(head_end + 4, body_length);
     {
         std::lock_guard lock(mu_);
-        requests_.push_back(std::move(request));
+        requests_.push_back(request);
     }
     arrived_.notify_all();
 
     // Answer, then close (or hold).
-    const FakeResponse response = NextResponse();
+    const FakeResponse response = NextResponse(request);
     std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
                       ReasonPhrase(response.status) + "\r\nConnection: close\r\n";
     for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";

@@ -1,7 +1,8 @@
 // FakeOpenAiServer: a test double of an OpenAI-compatible server. A small blocking HTTP/1.1
 // server on 127.0.0.1 (an ephemeral port) that answers each request with the next scripted
 // FakeResponse, or a default one when the script is used up, and records every request: when
-// it arrived, its path, headers and body.
+// it arrived, its path, headers and body. It can also answer /embeddings requests itself
+// (ServeEmbeddings).
 //
 // Each connection is served by its own thread and closed after one response (the body ends
 // with the connection), except that a response may hold the connection open after its body
@@ -48,6 +49,8 @@ struct FakeResponse {
                               std::vector<std::pair<std::string, std::string>> headers = {});
     // One SSE event with `json` as its data.
     static std::string Event(const nlohmann::json& json);
+    // A whole /embeddings response: one data item per (index, vector), in the order given.
+    static FakeResponse Embeddings(const std::vector<std::pair<int, std::vector<float>>>& items);
 };
 
 struct ReceivedRequest {
@@ -77,6 +80,12 @@ public:
     void Enqueue(FakeResponse response);
     // The answer once the script is used up (initially a two-piece chat stream).
     void SetDefault(FakeResponse response);
+    // From now on, requests to a path ending in "/embeddings" that find the script used up are
+    // answered from their body: FakeEmbedding(input, dimension) for each of its "input"
+    // strings, listed in reverse index order (the API does not promise any order).
+    void ServeEmbeddings(int dimension);
+    // The vector served for `input`: deterministic, and not of unit length.
+    static std::vector<float> FakeEmbedding(const std::string& input, int dimension);
 
     std::vector<ReceivedRequest> requests() const;
     size_t request_count() const;
@@ -86,7 +95,7 @@ public:
 private:
     void AcceptLoop();
     void Serve(int fd);
-    FakeResponse NextResponse();
+    FakeResponse NextResponse(const ReceivedRequest& request);
 
     int listen_fd_ = -1;
     int port_ = 0;
@@ -97,6 +106,7 @@ private:
     mutable std::condition_variable arrived_;
     std::deque<FakeResponse> script_;        // guarded by mu_
     FakeResponse default_;                   // guarded by mu_
+    int embedding_dimension_ = 0;            // guarded by mu_; 0: no /embeddings handler
     std::vector<ReceivedRequest> requests_;  // guarded by mu_
     std::vector<std::thread> connections_;   // guarded by mu_
 };

@@ -3,26 +3,17 @@
 //
 // The model's weights are random, so its text is gibberish; the tests check counts, framing,
 // determinism, classification and that the server keeps serving, never the words.
-#include <curl/curl.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "eventloom/llm.h"
-#include "support/ports.h"
-#include "support/temp_dir.h"
+#include "llm/openai/llama_server_process.h"
 
 namespace eventloom {
 namespace {
@@ -30,107 +21,22 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-constexpr auto kStartTimeout = std::chrono::seconds(120);
-
-// The HTTP status of GET `url`, or 0 when the connection fails.
-long HttpGetStatus(const std::string& url) {
-    CURL* curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(
-        curl, CURLOPT_WRITEFUNCTION,
-        +[](char*, size_t size, size_t count, void*) { return size * count; });
-    long status = 0;
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    return status;
-}
-
-std::string Tail(const std::string& path, size_t bytes = 3000) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    const std::string all = text.str();
-    return all.size() > bytes ? all.substr(all.size() - bytes) : all;
-}
-
 class LlamaServerTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
-        error_ = Start();
-        if (!error_.empty()) Stop();
+        server_ = new testing::LlamaServerProcess();
+        error_ = server_->Start(EVENTLOOM_LLAMA_SERVER, EVENTLOOM_TINY_MODEL,
+                                {"-np", "4", "-c", "2048", "-t", "2"});
+        port_ = server_->port();
+        if (!error_.empty()) server_->Stop();
     }
 
-    static void TearDownTestSuite() { Stop(); }
+    static void TearDownTestSuite() {
+        delete server_;
+        server_ = nullptr;
+    }
 
     void SetUp() override { ASSERT_TRUE(error_.empty()) << error_; }
-
-    // Starts llama-server and waits for /health; an explanation when it cannot.
-    static std::string Start() {
-        const std::string server = EVENTLOOM_LLAMA_SERVER;
-        const std::string model = EVENTLOOM_TINY_MODEL;
-        if (::access(server.c_str(), X_OK) != 0) {
-            return "llama-server not found at " + server + ": run scripts/setup.sh --peers";
-        }
-        if (::access(model.c_str(), R_OK) != 0) {
-            return "tiny model not found at " + model +
-                   ": run ctest with the llm.make_tiny_model fixture "
-                   "(-R 'openai|make_tiny_model')";
-        }
-
-        dir_ = new testing::TempDir();
-        log_ = dir_->Sub("llama-server.log");
-        port_ = testing::UnusedLoopbackPort();
-        const std::string port = std::to_string(port_);
-        pid_ = ::fork();
-        if (pid_ < 0) return "fork failed";
-        if (pid_ == 0) {
-            // The child: dies with the test, logs to a file.
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            ::dup2(fd, STDOUT_FILENO);
-            ::dup2(fd, STDERR_FILENO);
-            ::execl(server.c_str(), server.c_str(), "--host", "127.0.0.1", "--port", port.c_str(),
-                    "-m", model.c_str(), "-np", "4", "-c", "2048", "-t", "2", nullptr);
-            ::_exit(127);
-        }
-
-        const auto until = steady_clock::now() + kStartTimeout;
-        const std::string health = "http://127.0.0.1:" + port + "/health";
-        while (steady_clock::now() < until) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return "llama-server exited during start-up (if it cannot load its libraries, run "
-                       "scripts/setup.sh --peers); its log ends:\n" +
-                       Tail(log_);
-            }
-            if (HttpGetStatus(health) == 200) return "";
-            std::this_thread::sleep_for(milliseconds(100));
-        }
-        return "llama-server did not answer /health within 120 s; its log ends:\n" + Tail(log_);
-    }
-
-    static void Stop() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            const auto until = steady_clock::now() + std::chrono::seconds(10);
-            int status = 0;
-            while (::waitpid(pid_, &status, WNOHANG) == 0) {
-                if (steady_clock::now() > until) {
-                    ::kill(pid_, SIGKILL);
-                    ::waitpid(pid_, &status, 0);
-                    break;
-                }
-                std::this_thread::sleep_for(milliseconds(20));
-            }
-            pid_ = -1;
-        }
-        delete dir_;
-        dir_ = nullptr;
-    }
 
     static std::unique_ptr<LlmBackend> Open(bool chat = true) {
         OpenAiOptions options;
@@ -172,10 +78,8 @@ protected:
     }
 
     static inline std::string error_;
-    static inline pid_t pid_ = -1;
     static inline int port_ = 0;
-    static inline testing::TempDir* dir_ = nullptr;
-    static inline std::string log_;
+    static inline testing::LlamaServerProcess* server_ = nullptr;
 };
 
 TEST_F(LlamaServerTest, ChatWithIgnoreEosGeneratesExactlyMaxTokens) {
