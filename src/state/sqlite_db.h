@@ -43,6 +43,7 @@ public:
     Status Run();
 
     int64_t ColumnInt64(int column) const;
+    double ColumnDouble(int column) const;
     std::string ColumnBytes(int column) const;
     bool ColumnIsNull(int column) const;
 
