@@ -28,7 +28,7 @@ done
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 PACKAGES=(
-    build-essential cmake ninja-build pkg-config git ca-certificates clang-format curl
+    build-essential cmake ninja-build pkg-config git ca-certificates clang-format curl jq
     libgtest-dev libgmock-dev libbenchmark-dev
     libboost-dev libboost-system-dev libcurl4-openssl-dev libssl-dev
     nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev

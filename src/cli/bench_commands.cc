@@ -1,6 +1,7 @@
 // eventloom bench NAME: benchmarks against their real peers, run from the one binary.
 #include "cli/cli.h"
 #include "delivery_bench.h"
+#include "gateway_bench.h"
 #include "llm_bench.h"
 #include "log_bench.h"
 
@@ -76,6 +77,20 @@ void AddBenchCommands(CLI::App& app, GlobalOptions& g, Action& action) {
                   "One KV buffer for all of eventloom's sequences (the default), or one per "
                   "sequence (see docs/llm.md)");
     llm->callback([&action, mopt] { action = [mopt] { return bench::RunLlmBench(*mopt); }; });
+
+    auto gopt = std::make_shared<bench::GatewayBenchOptions>();
+    auto* gw = bench->add_subcommand(
+        "gateway",
+        "What the HTTP bridge adds to a model call: POST /v1/chat/completions through the "
+        "gateway, an event, an LLM stage on the echo test backend and back, at a steady rate "
+        "from an open-loop load generator, against the echo backend called in process and "
+        "GET /healthz (the HTTP floor)");
+    gw->add_option("--rate", gopt->rate, "Requests per second")->capture_default_str();
+    gw->add_option("--seconds", gopt->seconds, "How long each figure runs")->capture_default_str();
+    gw->add_option("--connections", gopt->connections, "Keep-alive client connections")
+        ->capture_default_str();
+    gw->add_option("--dir", gopt->dir, "Where to put data (default $TMPDIR or /tmp)");
+    gw->callback([&action, gopt] { action = [gopt] { return bench::RunGatewayBench(*gopt); }; });
 }
 
 }  // namespace eventloom::cli

@@ -33,6 +33,7 @@ void AddDlqCommands(CLI::App& app, GlobalOptions& global, Action& action);
 void AddBenchCommands(CLI::App& app, GlobalOptions& global, Action& action);
 void AddModelCommands(CLI::App& app, GlobalOptions& global, Action& action);
 void AddLlmCommands(CLI::App& app, GlobalOptions& global, Action& action);
+void AddPipelineCommands(CLI::App& app, GlobalOptions& global, Action& action);
 
 // Which model a command runs: a GGUF file in process, or an OpenAI-compatible server's URL.
 struct ModelFlags {

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     cli::AddBenchCommands(app, global, action);
     cli::AddModelCommands(app, global, action);
     cli::AddLlmCommands(app, global, action);
+    cli::AddPipelineCommands(app, global, action);
 
     try {
         app.parse(argc, argv);

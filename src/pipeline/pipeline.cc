@@ -11,11 +11,18 @@
 #include "common/logging.h"
 #include "eventloom/llm.h"
 #include "llm/echo/echo_backend.h"
+#include "llm/llama/llama_embedder.h"
 #include "llm/llm_stage.h"
+#include "llm/openai/openai_embedder.h"
 #include "pipeline/expr/llm_hooks.h"
 #include "pipeline/expr/stages.h"
 #include "pipeline/outbound/stages.h"
 #include "pipeline/outbound/webhook.h"
+#include "pipeline/retrieve_stage.h"
+#include "rag/embedder.h"
+#include "rag/indexer.h"
+#include "rag/live_index.h"
+#include "rag/model_embedders.h"
 
 namespace eventloom::pipeline {
 namespace {
@@ -110,6 +117,7 @@ private:
                 o.model = spec_.name;
                 o.slots = spec_.slots;
                 if (!spec_.reply.empty()) o.reply = spec_.reply;
+                o.token_delay = spec_.token_delay;
                 return llm::MakeEchoBackend(std::move(o));
             }
         }
@@ -133,6 +141,52 @@ struct RunningStage {
     }
 };
 
+// A live index: its embedder, the index, and the indexer feeding it from its source topic.
+struct RunningIndex {
+    IndexSpec spec;
+    std::string dir;
+    std::unique_ptr<rag::Embedder> embedder;
+    std::unique_ptr<rag::LiveIndex> index;
+    std::unique_ptr<rag::Indexer> indexer;
+};
+
+std::string IndexDeadLetterTopic(const IndexSpec& index) {
+    return fmt::format("index.{}.dead-letter", index.name);
+}
+
+// The index's embedder: the built-in hashing one, or a model's own (a llama model opened for
+// embeddings, apart from any generating context of the same file; an openai model's
+// /v1/embeddings).
+Result<std::unique_ptr<rag::Embedder>> OpenEmbedder(const IndexSpec& index,
+                                                    const PipelineSpec& spec) {
+    if (index.embedder == "hashing") {
+        rag::HashingEmbedderOptions o;
+        o.dimension = index.dimension;
+        return rag::MakeHashingEmbedder(o);
+    }
+    const ModelSpec* model = spec.FindModel(index.embedder);
+    if (model == nullptr) {
+        return InvalidArgumentError(fmt::format("embedder: unknown model '{}'", index.embedder));
+    }
+    const std::string context = fmt::format("embedder: model '{}'", model->name);
+    Result<std::unique_ptr<llm::TextEmbedder>> embedder =
+        InvalidArgumentError(fmt::format("{}: the echo backend has no embeddings", context));
+    if (model->backend == ModelBackend::kLlama) {
+        llm::LlamaEmbedderOptions o;
+        o.model_path = model->path;
+        o.threads = model->threads;
+        embedder = llm::OpenLlamaEmbedder(o);
+    } else if (model->backend == ModelBackend::kOpenAi) {
+        llm::OpenAiEmbedderOptions o;
+        o.base_url = model->url;
+        o.model = model->remote_model;
+        if (!model->api_key_env.empty()) o.api_key_env = model->api_key_env;
+        embedder = llm::OpenOpenAiEmbedder(o);
+    }
+    if (!embedder.ok()) return embedder.status().WithContext(context);
+    return rag::AdaptEmbedder(std::move(embedder).value());
+}
+
 // Compiles one stage's handler (not llm), appending diagnostics.
 Result<StageHandler> CompileHandler(const StageSpec& stage, const PipelineContext& context) {
     switch (stage.kind) {
@@ -147,9 +201,10 @@ Result<StageHandler> CompileHandler(const StageSpec& stage, const PipelineContex
         case StageKind::kNotify:
             return MakeNotifyHandler(stage, context);
         case StageKind::kLlm:
+        case StageKind::kRetrieve:
             break;
     }
-    return InvalidArgumentError("the llm stage has no plain handler");
+    return InvalidArgumentError("the llm and retrieve stages are built by the pipeline");
 }
 
 // Splits an InvalidArgument listing diagnostics back into them (the compile functions report
@@ -233,12 +288,21 @@ public:
         context_.webhooks = webhooks_.get();
         if (!spec_.gateway.webhook_secret_env.empty()) {
             const char* secret = std::getenv(spec_.gateway.webhook_secret_env.c_str());
-            if (secret) context_.job_webhook_secret = secret;
+            if (secret != nullptr && *secret != '\0') {
+                context_.job_webhook_secret = secret;
+            } else {
+                logging::Get("pipeline")
+                    ->warn(
+                        "{}: gateway.jobs.webhook_secret_env: the variable '{}' is not set: job "
+                        "webhooks go out unsigned",
+                        spec_.gateway.where.ToString(), spec_.gateway.webhook_secret_env);
+            }
         }
 
         for (const ModelSpec& m : spec_.models) {
             models_[m.name] = std::make_shared<SharedModel>(m, spec_.dir);
         }
+        for (const IndexSpec& index : spec_.indexes) EVENTLOOM_RETURN_IF_ERROR(OpenIndex(index));
         std::vector<Diagnostic> diagnostics;
         for (const StageSpec& stage : spec_.stages) {
             EVENTLOOM_RETURN_IF_ERROR(BuildStage(stage, &diagnostics));
@@ -283,6 +347,16 @@ public:
                 if (!backend.ok()) return backend.status();
             }
         }
+        for (auto& index : indexes_) {
+            Status st = index->indexer->Start();
+            if (!st.ok()) {
+                Stop(std::chrono::seconds(1));
+                return st.WithContext(fmt::format("index '{}'", index->spec.name));
+            }
+            logging::Get("pipeline")
+                ->info("index={} started source={} dir={} epoch={}", index->spec.name,
+                       index->spec.source, index->dir, index->indexer->epoch());
+        }
         for (auto* list : {&stages_, &system_stages_}) {
             for (auto& stage : *list) {
                 Status st = stage->llm ? stage->llm->Start() : stage->runner->Start();
@@ -309,6 +383,50 @@ public:
                 if (stage->runner) stage->runner->Stop(grace);
             }
         }
+        for (auto& index : indexes_) {
+            index->indexer->Stop();
+            if (Status st = index->index->Close(); !st.ok()) {
+                logging::Get("pipeline")
+                    ->error("index={} close: {}", index->spec.name, st.ToString());
+            }
+        }
+    }
+
+    Status RebuildIndex(const std::string& name,
+                        const std::function<void(int64_t, int64_t)>& progress,
+                        std::stop_token stop) {
+        if (started_) return FailedPreconditionError("the pipeline is running");
+        for (auto& index : indexes_) {
+            if (index->spec.name != name) continue;
+            EVENTLOOM_RETURN_IF_ERROR(CreateTopic(index->spec.source));
+            EVENTLOOM_RETURN_IF_ERROR(CreateTopic(IndexDeadLetterTopic(index->spec)));
+            EVENTLOOM_RETURN_IF_ERROR(index->indexer->Reset());
+            EVENTLOOM_RETURN_IF_ERROR(index->indexer->CatchUp(progress, stop));
+            return index->index->Snapshot();
+        }
+        return NotFoundError(fmt::format("no index '{}' in {}", name, spec_.file));
+    }
+
+    Result<rag::SearchResult> SearchIndex(const std::string& name, rag::SearchQuery query) const {
+        const RetrieveTarget t = TargetOf(name);
+        if (t.index == nullptr) {
+            return NotFoundError(fmt::format("no index '{}' in {}", name, spec_.file));
+        }
+        if (query.mode != rag::SearchMode::kKeyword && query.vector.empty()) {
+            const std::string texts[] = {query.text};
+            EVENTLOOM_ASSIGN_OR_RETURN(std::vector<rag::Vector> vectors, t.embedder->Embed(texts));
+            query.vector = std::move(vectors[0]);
+        }
+        return t.index->Search(query);
+    }
+
+    std::vector<IndexStatus> Indexes() const {
+        std::vector<IndexStatus> out;
+        for (const auto& index : indexes_) {
+            out.push_back({index->spec.name, index->indexer->stats(), index->index->stats(),
+                           index->index->applied()});
+        }
+        return out;
     }
 
     Result<ReplyTopics> RepliesFor(const std::string& topic) const {
@@ -362,6 +480,7 @@ public:
     std::map<std::string, std::shared_ptr<SharedModel>> models_;
     std::vector<std::unique_ptr<RunningStage>> stages_;
     std::vector<std::unique_ptr<RunningStage>> system_stages_;
+    std::vector<std::unique_ptr<RunningIndex>> indexes_;
     std::atomic<bool> started_{false};
     std::atomic<bool> stopped_{false};
 
@@ -375,10 +494,67 @@ private:
         return false;
     }
 
+    Status OpenIndex(const IndexSpec& spec) {
+        auto index = std::make_unique<RunningIndex>();
+        index->spec = spec;
+        index->dir =
+            spec.dir.empty() ? (fs::path(data_dir_) / "indexes" / spec.name).string() : spec.dir;
+        const std::string context = fmt::format("{}: index '{}'", spec.where.ToString(), spec.name);
+        auto embedder = OpenEmbedder(spec, spec_);
+        if (!embedder.ok()) return embedder.status().WithContext(context);
+        index->embedder = std::move(embedder).value();
+        rag::LiveIndexOptions o;
+        o.dir = index->dir;
+        o.dimension = index->embedder->dimension();
+        o.embedder = index->embedder->fingerprint();
+        o.filter_fields = spec.filter_fields;
+        auto live = rag::LiveIndex::Open(o);
+        if (!live.ok()) return live.status().WithContext(context);
+        index->index = std::move(live).value();
+        rag::IndexerOptions io;
+        io.name = spec.name;
+        io.source = spec.source;
+        io.dead_letter_topic = IndexDeadLetterTopic(spec);
+        io.chunking.unit =
+            spec.chunk_by_tokens ? rag::ChunkUnit::kTokens : rag::ChunkUnit::kCharacters;
+        io.chunking.size = spec.chunk_size;
+        io.chunking.overlap = spec.chunk_overlap;
+        auto indexer = rag::Indexer::Make(broker_.get(), index->index.get(), index->embedder.get(),
+                                          index->dir, io);
+        if (!indexer.ok()) return indexer.status().WithContext(context);
+        index->indexer = std::move(indexer).value();
+        indexes_.push_back(std::move(index));
+        return Status::Ok();
+    }
+
+    RetrieveTarget TargetOf(const std::string& name) const {
+        for (const auto& index : indexes_) {
+            if (index->spec.name == name) return {index->index.get(), index->embedder.get()};
+        }
+        return {};
+    }
+
     Status BuildStage(const StageSpec& spec, std::vector<Diagnostic>* diagnostics) {
         auto stage = std::make_unique<RunningStage>();
         stage->spec = spec;
-        if (spec.kind == StageKind::kLlm) {
+        if (spec.kind == StageKind::kRetrieve) {
+            const std::string name = spec.with.value.value("index", std::string());
+            const IndexSpec* index = spec_.FindIndex(name);
+            if (index == nullptr) {
+                diagnostics->push_back(
+                    {spec.with.LocationOf("/index"),
+                     fmt::format("stage '{}': unknown index '{}'", spec.name, name)});
+                return Status::Ok();
+            }
+            const RetrieveTarget target = TargetOf(name);
+            auto handler = MakeRetrieveHandler(spec, *index, [target] { return target; });
+            if (!handler.ok()) {
+                AppendStatus(handler.status(), spec, diagnostics);
+                return Status::Ok();
+            }
+            stage->runner = std::make_unique<StageRunner>(broker_.get(), state_.get(),
+                                                          RunnerOptions(spec), *handler);
+        } else if (spec.kind == StageKind::kLlm) {
             auto hooks = MakeLlmHooks(spec, spec_.dir);
             if (!hooks.ok()) {
                 AppendStatus(hooks.status(), spec, diagnostics);
@@ -442,6 +618,10 @@ private:
 
     Status CreateTopics() {
         for (const TopicSpec& t : spec_.topics) EVENTLOOM_RETURN_IF_ERROR(CreateTopic(t.name));
+        for (const IndexSpec& index : spec_.indexes) {
+            EVENTLOOM_RETURN_IF_ERROR(CreateTopic(index.source));
+            EVENTLOOM_RETURN_IF_ERROR(CreateTopic(IndexDeadLetterTopic(index)));
+        }
         for (const StageSpec& stage : spec_.stages) {
             EVENTLOOM_RETURN_IF_ERROR(CreateTopic(stage.consumes));
             for (const std::string& t : stage.emits) EVENTLOOM_RETURN_IF_ERROR(CreateTopic(t));
@@ -471,6 +651,20 @@ Status Pipeline::Check(const PipelineSpec& spec, std::vector<Diagnostic>* diagno
     PipelineContext context;  // compile only: nothing is called
     context.pipeline_name = spec.name;
     context.results_topic = spec.ResultsTopic();
+    // An OpenAI route's answer is the completion of the llm stage consuming its topic.
+    for (const OpenAiRouteSpec& route : spec.gateway.openai) {
+        if (route.topic.empty()) continue;  // reported by the loader
+        bool served = false;
+        for (const StageSpec& stage : spec.stages) {
+            served = served || (stage.kind == StageKind::kLlm && stage.consumes == route.topic);
+        }
+        if (!served) {
+            diagnostics->push_back(
+                {route.where, fmt::format("gateway model '{}': no llm stage consumes topic '{}' "
+                                          "(an OpenAI route's topic must be an llm stage's input)",
+                                          route.model, route.topic)});
+        }
+    }
     for (const StageSpec& stage : spec.stages) {
         if (stage.kind == StageKind::kLlm) {
             auto hooks = MakeLlmHooks(stage, spec.dir);
@@ -487,6 +681,13 @@ Status Pipeline::Check(const PipelineSpec& spec, std::vector<Diagnostic>* diagno
                                               "topic",
                                               stage.name)});
             }
+            continue;
+        }
+        if (stage.kind == StageKind::kRetrieve) {
+            const IndexSpec* index = spec.FindIndex(stage.with.value.value("index", std::string()));
+            if (index == nullptr) continue;  // reported by the loader
+            auto handler = MakeRetrieveHandler(stage, *index, {});
+            if (!handler.ok()) AppendStatus(handler.status(), stage, diagnostics);
             continue;
         }
         auto handler = CompileHandler(stage, context);
@@ -516,5 +717,15 @@ std::vector<std::string> Pipeline::ChunkTopics() const { return impl_->ChunkTopi
 int64_t Pipeline::Backlog(const std::string& topic) const { return impl_->Backlog(topic); }
 bool Pipeline::Ready() const { return impl_->started_; }
 std::vector<StageStatus> Pipeline::Stages() const { return impl_->Stages(); }
+std::vector<IndexStatus> Pipeline::Indexes() const { return impl_->Indexes(); }
+Result<rag::SearchResult> Pipeline::SearchIndex(const std::string& name,
+                                                rag::SearchQuery query) const {
+    return impl_->SearchIndex(name, std::move(query));
+}
+Status Pipeline::RebuildIndex(const std::string& name,
+                              const std::function<void(int64_t, int64_t)>& progress,
+                              std::stop_token stop) {
+    return impl_->RebuildIndex(name, progress, stop);
+}
 
 }  // namespace eventloom::pipeline

@@ -13,14 +13,19 @@
 //   - a job-failure stage on every dead-letter topic ("<stage>.dead-letter" ->
 //     "job-failure.<stage>"): it fails the job of the dead-lettered event and publishes
 //     "job.failed" to the results topic, so a waiting client hears of it;
-//   - one backend per model, opened once and shared by the stages that use it.
+//   - one backend per model, opened once and shared by the stages that use it;
+//   - one indexer per index (rag/indexer.h), started before the stages, feeding the live index
+//     that retrieve stages search; its malformed document events go to
+//     "index.<name>.dead-letter".
 //
 // Thread-safety: Start and Stop from one thread; the accessors from any thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -29,6 +34,8 @@
 #include "eventloom/status.h"
 #include "pipeline/config/pipeline_spec.h"
 #include "pipeline/outbound/job_store.h"
+#include "rag/indexer.h"
+#include "rag/live_index.h"
 
 namespace eventloom::pipeline {
 
@@ -49,6 +56,13 @@ struct StageStatus {
     std::string name;
     std::string kind;
     StageStats stats;
+};
+
+struct IndexStatus {
+    std::string name;
+    rag::IndexerStats indexer;
+    rag::LiveIndexStats index;
+    rag::AppliedOffsets applied;
 };
 
 class Pipeline {
@@ -85,6 +99,17 @@ public:
     // True once every stage has started (and its model opened).
     bool Ready() const;
     std::vector<StageStatus> Stages() const;
+    std::vector<IndexStatus> Indexes() const;
+
+    // Searches index `name` (`eventloom index search`): embeds query.text when the mode needs a
+    // vector. NotFound for an unknown index.
+    Result<rag::SearchResult> SearchIndex(const std::string& name, rag::SearchQuery query) const;
+
+    // `eventloom index rebuild NAME`: empties the index and applies its source topic from the
+    // start, reporting (events applied, events in all). Only on a pipeline not started.
+    Status RebuildIndex(const std::string& name,
+                        const std::function<void(int64_t, int64_t)>& progress,
+                        std::stop_token stop = {});
 
 private:
     class Impl;

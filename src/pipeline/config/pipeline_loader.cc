@@ -20,14 +20,16 @@ namespace {
 using internal::MapReader;
 using internal::YamlReader;
 
-const std::vector<std::string> kTopKeys = {"version", "name",    "broker", "topics",
-                                           "models",  "gateway", "stages"};
+const std::vector<std::string> kTopKeys = {"version", "name",    "broker",  "topics",
+                                           "models",  "indexes", "gateway", "stages"};
 const std::vector<std::string> kStageKeys = {"name",        "consumes",   "uses",        "with",
                                              "emits",       "delivery",   "concurrency", "retry",
                                              "dead_letter", "rate_limit", "timeout"};
-const std::vector<std::string> kKindNames = {"transform", "route", "llm", "http", "emit", "notify"};
+const std::vector<std::string> kKindNames = {"transform", "route",  "llm",     "http",
+                                             "emit",      "notify", "retrieve"};
 constexpr StageKind kKinds[] = {StageKind::kTransform, StageKind::kRoute, StageKind::kLlm,
-                                StageKind::kHttp,      StageKind::kEmit,  StageKind::kNotify};
+                                StageKind::kHttp,      StageKind::kEmit,  StageKind::kNotify,
+                                StageKind::kRetrieve};
 
 std::string Join(const std::vector<std::string>& words) {
     std::string out;
@@ -45,28 +47,6 @@ Status ValidateName(std::string_view name) {
     return InvalidArgumentError(message);
 }
 
-// "HOST:PORT", the host a name, an IPv4 address or a bracketed IPv6 address.
-Status ValidateListen(std::string_view listen) {
-    const size_t colon = listen.rfind(':');
-    auto bad = [&](std::string_view why) {
-        return InvalidArgumentError(
-            fmt::format("expected HOST:PORT (e.g. 127.0.0.1:8080), got '{}': {}", listen, why));
-    };
-    if (colon == std::string_view::npos) return bad("no ':PORT'");
-    const std::string_view host = listen.substr(0, colon);
-    const std::string_view port = listen.substr(colon + 1);
-    if (host.empty()) return bad("no host (use 0.0.0.0 for every interface)");
-    if (host.front() != '[' && host.find(':') != std::string_view::npos) {
-        return bad("write an IPv6 address in brackets, e.g. [::1]:8080");
-    }
-    if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string_view::npos ||
-        std::stoi(std::string(port)) > 65535) {
-        return bad("the port must be a number from 0 to 65535");
-    }
-    return Status::Ok();
-}
-
 class PipelineLoader {
 public:
     PipelineLoader(const std::string& file, std::string dir, std::vector<Diagnostic>* out)
@@ -78,6 +58,8 @@ private:
     void Broker(const YAML::Node& node, PipelineSpec& spec);
     void Topics(const YAML::Node& node, PipelineSpec& spec);
     void Models(const YAML::Node& node, PipelineSpec& spec);
+    void Indexes(const YAML::Node& node, PipelineSpec& spec);
+    void RetrieveIndex(const StageSpec& stage, const PipelineSpec& spec);
     void Stages(const YAML::Node& node, PipelineSpec& spec);
     void Stage(const YAML::Node& node, size_t index, PipelineSpec& spec);
     void StageKindRules(MapReader& m, StageSpec& stage, const PipelineSpec& spec);
@@ -117,6 +99,7 @@ void PipelineLoader::Load(const YAML::Node& root, PipelineSpec& spec) {
     if (std::optional<YAML::Node> v = m.Value("broker")) Broker(*v, spec);
     if (std::optional<YAML::Node> v = m.Get("topics"); v && !v->IsNull()) Topics(*v, spec);
     if (std::optional<YAML::Node> v = m.Get("models"); v && !v->IsNull()) Models(*v, spec);
+    if (std::optional<YAML::Node> v = m.Get("indexes"); v && !v->IsNull()) Indexes(*v, spec);
     if (std::optional<YAML::Node> v = m.Require("stages")) Stages(*v, spec);
     // The gateway last: its topics must be consumed by stages.
     if (std::optional<YAML::Node> v = m.Get("gateway")) {
@@ -209,7 +192,7 @@ void PipelineLoader::Models(const YAML::Node& node, PipelineSpec& spec) {
         // with backend: ${BACKEND:-llama}) needs no other edit; the others' keys are unused.
         MapReader m(reader_, value, context, "",
                     {"backend", "path", "slots", "context", "threads", "url", "model",
-                     "api_key_env", "reply"});
+                     "api_key_env", "reply", "token_delay"});
         if (!m.ok()) continue;
 
         std::string backend = "llama";
@@ -235,6 +218,7 @@ void PipelineLoader::Models(const YAML::Node& node, PipelineSpec& spec) {
         m.ReadString("model", model.remote_model);
         m.ReadEnvName("api_key_env", model.api_key_env);
         m.ReadString("reply", model.reply);
+        m.ReadDuration("token_delay", model.token_delay);
 
         if (backend == "llama" && m.Require("path") && !model.path.empty() &&
             std::filesystem::path(model.path).is_relative()) {
@@ -248,6 +232,101 @@ void PipelineLoader::Models(const YAML::Node& node, PipelineSpec& spec) {
                                       context, model.url));
         }
         spec.models.push_back(std::move(model));
+    }
+}
+
+void PipelineLoader::Indexes(const YAML::Node& node, PipelineSpec& spec) {
+    for (const auto& [name, key, value] : Named(node, "indexes")) {
+        IndexSpec index;
+        index.name = name;
+        index.where = reader_.Loc(key);
+        const std::string context = fmt::format("index '{}'", name);
+        if (Status s = ValidateName(name); !s.ok()) {
+            reader_.Error(key, fmt::format("indexes: {}", s.message()));
+        }
+        MapReader m(reader_, value, context, "",
+                    {"source", "dir", "chunking", "embedder", "dimension", "filter_fields"});
+        if (!m.ok()) continue;
+        if (std::optional<YAML::Node> v = m.Require("source")) {
+            if (auto topic = reader_.Checked(*v, m.What("source"), ValidateTopicName)) {
+                index.source = *topic;
+                consumed_.insert(*topic);  // by the index's indexer
+            }
+        }
+        m.ReadString("dir", index.dir);
+        if (!index.dir.empty() && std::filesystem::path(index.dir).is_relative()) {
+            index.dir = (std::filesystem::path(dir_) / index.dir).lexically_normal().string();
+        }
+        if (std::optional<YAML::Node> v = m.Value("chunking")) {
+            MapReader c(reader_, *v, context, "chunking.", {"unit", "size", "overlap"});
+            if (c.ok()) {
+                if (std::optional<YAML::Node> u = c.Value("unit")) {
+                    if (auto unit = reader_.String(*u, c.What("unit"))) {
+                        if (*unit == "tokens" || *unit == "characters") {
+                            index.chunk_by_tokens = *unit == "tokens";
+                        } else {
+                            reader_.Error(*u, fmt::format("{}: unknown unit '{}'; expected tokens "
+                                                          "or characters",
+                                                          c.What("unit"), *unit));
+                        }
+                    }
+                }
+                c.ReadInt("size", index.chunk_size, 1, 1 << 20);
+                c.ReadInt("overlap", index.chunk_overlap, 0, 1 << 20);
+                if (index.chunk_overlap >= index.chunk_size) {
+                    reader_.Error(c.where(),
+                                  fmt::format("{}: chunking.overlap ({}) must be "
+                                              "smaller than chunking.size ({})",
+                                              context, index.chunk_overlap, index.chunk_size));
+                }
+            }
+        }
+        m.ReadString("embedder", index.embedder);
+        if (index.embedder != "hashing") {
+            const ModelSpec* model = spec.FindModel(index.embedder);
+            std::vector<std::string> names = {"hashing"};
+            for (const ModelSpec& mo : spec.models) names.push_back(mo.name);
+            if (model == nullptr) {
+                std::string message = fmt::format(
+                    "{}: unknown embedder '{}'; expected 'hashing' or the name of a llama or "
+                    "openai model (have: {})",
+                    m.What("embedder"), index.embedder, Join(names));
+                if (auto guess = internal::DidYouMean(index.embedder, names)) {
+                    message += fmt::format("; did you mean '{}'?", *guess);
+                }
+                reader_.Error(m.ValueLoc("embedder"), message);
+            } else if (model->backend == ModelBackend::kEcho) {
+                reader_.Error(m.ValueLoc("embedder"),
+                              fmt::format("{}: model '{}' uses the echo backend, which has no "
+                                          "embeddings; use 'hashing' or a llama or openai model",
+                                          m.What("embedder"), index.embedder));
+            }
+        }
+        m.ReadInt("dimension", index.dimension, 8, 8192);
+        if (m.Get("dimension") && index.embedder != "hashing") {
+            reader_.Error(m.ValueLoc("dimension"),
+                          fmt::format("{}: only the hashing embedder takes a dimension; a "
+                                      "model's vectors have the model's",
+                                      m.What("dimension")));
+        }
+        if (std::optional<YAML::Node> v = m.Value("filter_fields")) {
+            for (auto& [field, item] : reader_.StringList(*v, m.What("filter_fields"))) {
+                if (field.empty()) {
+                    reader_.Error(item, m.What("filter_fields") + ": a field name is empty");
+                } else {
+                    index.filter_fields.push_back(field);
+                }
+            }
+        }
+        for (const IndexSpec& other : spec.indexes) {
+            if (!index.source.empty() && other.source == index.source) {
+                reader_.Error(m.ValueLoc("source"),
+                              fmt::format("{}: topic '{}' already feeds index '{}'; declare one "
+                                          "index per source topic",
+                                          m.What("source"), index.source, other.name));
+            }
+        }
+        spec.indexes.push_back(std::move(index));
     }
 }
 
@@ -361,6 +440,7 @@ void PipelineLoader::StageKindRules(MapReader& m, StageSpec& stage, const Pipeli
         case StageKind::kLlm:
         case StageKind::kHttp:
         case StageKind::kEmit:
+        case StageKind::kRetrieve:
             if (!m.Get("emits")) {
                 reader_.Error(m.where(),
                               fmt::format("{}: missing required key 'emits' (the topic a {} "
@@ -400,6 +480,35 @@ void PipelineLoader::StageKindRules(MapReader& m, StageSpec& stage, const Pipeli
             break;
     }
     if (stage.kind == StageKind::kLlm) LlmModel(stage, spec);
+    if (stage.kind == StageKind::kRetrieve) RetrieveIndex(stage, spec);
+}
+
+void PipelineLoader::RetrieveIndex(const StageSpec& stage, const PipelineSpec& spec) {
+    std::vector<std::string> names;
+    for (const IndexSpec& index : spec.indexes) names.push_back(index.name);
+    const std::string declared =
+        names.empty() ? "no indexes are declared under 'indexes:'" : "indexes: " + Join(names);
+    const std::string context = fmt::format("stage '{}'", stage.name);
+    const nlohmann::json& with = stage.with.value;
+    if (!with.contains("index")) {
+        reader_.Error(
+            stage.with.locations.empty() ? stage.where : stage.with.LocationOf(""),
+            fmt::format("{}: with.index is required for a retrieve stage ({})", context, declared));
+        return;
+    }
+    const SourceLocation where = stage.with.LocationOf("/index");
+    if (!with["index"].is_string()) {
+        reader_.Error(
+            where, fmt::format("{}: with.index: expected an index name ({})", context, declared));
+        return;
+    }
+    const std::string index = with["index"].get<std::string>();
+    if (spec.FindIndex(index) != nullptr) return;
+    std::string message = fmt::format("{}: with.index: unknown index '{}'", context, index);
+    if (auto guess = internal::DidYouMean(index, names)) {
+        message += fmt::format("; did you mean '{}'?", *guess);
+    }
+    reader_.Error(where, fmt::format("{} ({})", message, declared));
 }
 
 void PipelineLoader::LlmModel(const StageSpec& stage, const PipelineSpec& spec) {
@@ -488,7 +597,7 @@ void PipelineLoader::Gateway(const YAML::Node& node, PipelineSpec& spec) {
     if (!m.ok()) return;
 
     if (std::optional<YAML::Node> v = m.Value("listen")) {
-        if (auto listen = reader_.Checked(*v, m.What("listen"), ValidateListen)) {
+        if (auto listen = reader_.Checked(*v, m.What("listen"), ValidateListenAddress)) {
             gateway.listen = *listen;
         }
     }
@@ -497,7 +606,8 @@ void PipelineLoader::Gateway(const YAML::Node& node, PipelineSpec& spec) {
     gateway.max_body_bytes = static_cast<size_t>(max_body);
     m.ReadDuration("request_timeout", gateway.request_timeout);
     m.ReadInt64("max_backlog", gateway.max_backlog, 0, INT64_MAX);
-    Limits(m, gateway.rate_limits, false);
+    // tokens_per_minute weighs OpenAI calls by their estimated tokens (corrected by usage).
+    Limits(m, gateway.rate_limits, true);
     GatewayRoutes(m, gateway);
     gateway.event_topics = Topics(m, "events", true);
 
@@ -575,6 +685,28 @@ void PipelineLoader::ApiKeys(MapReader& m, GatewaySpec& gateway) {
 }
 
 }  // namespace
+
+// "HOST:PORT", the host a name, an IPv4 address or a bracketed IPv6 address.
+Status ValidateListenAddress(std::string_view listen) {
+    const size_t colon = listen.rfind(':');
+    auto bad = [&](std::string_view why) {
+        return InvalidArgumentError(
+            fmt::format("expected HOST:PORT (e.g. 127.0.0.1:8080), got '{}': {}", listen, why));
+    };
+    if (colon == std::string_view::npos) return bad("no ':PORT'");
+    const std::string_view host = listen.substr(0, colon);
+    const std::string_view port = listen.substr(colon + 1);
+    if (host.empty()) return bad("no host (use 0.0.0.0 for every interface)");
+    if (host.front() != '[' && host.find(':') != std::string_view::npos) {
+        return bad("write an IPv6 address in brackets, e.g. [::1]:8080");
+    }
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string_view::npos ||
+        std::stoi(std::string(port)) > 65535) {
+        return bad("the port must be a number from 0 to 65535");
+    }
+    return Status::Ok();
+}
 
 Result<PipelineSpec> ParsePipeline(std::string_view yaml, const std::string& file,
                                    const std::string& dir, std::vector<Diagnostic>* diagnostics) {

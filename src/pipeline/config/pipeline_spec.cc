@@ -52,6 +52,8 @@ std::string_view StageKindName(StageKind kind) {
             return "emit";
         case StageKind::kNotify:
             return "notify";
+        case StageKind::kRetrieve:
+            return "retrieve";
     }
     return "unknown";
 }
@@ -59,6 +61,13 @@ std::string_view StageKindName(StageKind kind) {
 const ModelSpec* PipelineSpec::FindModel(std::string_view model) const {
     for (const ModelSpec& m : models) {
         if (m.name == model) return &m;
+    }
+    return nullptr;
+}
+
+const IndexSpec* PipelineSpec::FindIndex(std::string_view index) const {
+    for (const IndexSpec& i : indexes) {
+        if (i.name == index) return &i;
     }
     return nullptr;
 }

@@ -79,8 +79,10 @@ struct ModelSpec {
     std::string url;
     std::string remote_model;
     std::string api_key_env;
-    // echo (a test backend that answers at once): the reply; empty echoes the prompt.
+    // echo (a test backend that answers at once): the reply; empty echoes the prompt. And a
+    // time per generated word, to stand in for a slow model (0: none).
     std::string reply;
+    std::chrono::milliseconds token_delay{0};
     SourceLocation where;
 };
 
@@ -116,7 +118,25 @@ struct GatewaySpec {
     SourceLocation where;
 };
 
-enum class StageKind { kTransform, kRoute, kLlm, kHttp, kEmit, kNotify };
+// A live RAG index (docs/rag.md): the document events of `source` chunked, embedded and
+// indexed as they arrive; retrieve stages search it.
+struct IndexSpec {
+    std::string name;
+    std::string source;  // the topic of document events
+    std::string dir;     // empty: "<broker dir>/indexes/<name>"
+    // Chunking: by tokens (the embedding model's tokenizer when it has one, an estimate
+    // otherwise) or by characters.
+    bool chunk_by_tokens = true;
+    int chunk_size = 200;
+    int chunk_overlap = 40;
+    // "hashing" (built in, needs no model) or the name of a llama or openai model.
+    std::string embedder = "hashing";
+    int dimension = 384;                     // hashing only; a model's vectors have its own
+    std::vector<std::string> filter_fields;  // metadata fields retrieve stages may filter on
+    SourceLocation where;
+};
+
+enum class StageKind { kTransform, kRoute, kLlm, kHttp, kEmit, kNotify, kRetrieve };
 std::string_view StageKindName(StageKind kind);
 
 struct StageSpec {
@@ -145,10 +165,12 @@ struct PipelineSpec {
     std::string broker_url;
     std::vector<TopicSpec> topics;  // declared ones; stages' topics not listed get defaults
     std::vector<ModelSpec> models;
+    std::vector<IndexSpec> indexes;
     GatewaySpec gateway;
     std::vector<StageSpec> stages;
 
     const ModelSpec* FindModel(std::string_view name) const;
+    const IndexSpec* FindIndex(std::string_view name) const;
     const StageSpec* FindStage(std::string_view name) const;
     // The topic every notify stage with `sse: true` publishes results to: "<name>.results".
     std::string ResultsTopic() const { return name + ".results"; }
@@ -158,6 +180,10 @@ struct PipelineSpec {
 // (DiagnosticsStatus); `diagnostics`, when given, receives them too.
 Result<PipelineSpec> LoadPipelineFile(const std::string& path,
                                       std::vector<Diagnostic>* diagnostics = nullptr);
+// "HOST:PORT" with the host a name, an IPv4 address or a bracketed IPv6 address, and the port
+// 0 to 65535 (gateway.listen and `serve --listen`). InvalidArgument naming the problem.
+Status ValidateListenAddress(std::string_view listen);
+
 // The same, from text (`file` names it in diagnostics; relative paths resolve from `dir`).
 Result<PipelineSpec> ParsePipeline(std::string_view yaml, const std::string& file,
                                    const std::string& dir,

@@ -164,7 +164,7 @@ Result<JobRecord> JobStore::Get(std::string_view id) {
 
 Result<JobRecord> JobStore::Succeed(std::string_view id, std::string result_json,
                                     std::string result_type) {
-    return Finish(id, [&](JobRecord& job) {
+    return Update(id, [&](JobRecord& job) {
         job.status = JobStatus::kSucceeded;
         job.result = std::move(result_json);
         job.result_type = std::move(result_type);
@@ -172,14 +172,25 @@ Result<JobRecord> JobStore::Succeed(std::string_view id, std::string result_json
 }
 
 Result<JobRecord> JobStore::Fail(std::string_view id, std::string error) {
-    return Finish(id, [&](JobRecord& job) {
+    return Update(id, [&](JobRecord& job) {
         job.status = JobStatus::kFailed;
         job.error = std::move(error);
     });
 }
 
-Result<JobRecord> JobStore::Finish(std::string_view id,
-                                   const std::function<void(JobRecord&)>& finish) {
+Status JobStore::SetPosition(std::string_view id, int32_t partition, int64_t offset) {
+    return Update(
+               id,
+               [&](JobRecord& job) {
+                   job.partition = partition;
+                   job.offset = offset;
+               },
+               /*any_status=*/true)
+        .status();
+}
+
+Result<JobRecord> JobStore::Update(std::string_view id,
+                                   const std::function<void(JobRecord&)>& change, bool any_status) {
     EVENTLOOM_RETURN_IF_ERROR(CheckId(id));
     for (int conflicts = 0; conflicts < kMaxConflicts; ++conflicts) {
         // Read the record and its revision.
@@ -187,16 +198,16 @@ Result<JobRecord> JobStore::Finish(std::string_view id,
         if (!entry.ok()) return entry.status().WithContext(fmt::format("reading job '{}'", id));
         if (!entry->has_value()) return NotFoundError(fmt::format("no job '{}'", id));
         EVENTLOOM_ASSIGN_OR_RETURN(JobRecord job, DecodeRecord(id, (*entry)->value));
-        if (job.status != JobStatus::kQueued) return job;  // the first outcome wins
+        if (!any_status && job.status != JobStatus::kQueued) return job;  // the first outcome wins
 
-        // Write the outcome unless someone else wrote in between.
-        finish(job);
+        // Write the change unless someone else wrote in between.
+        change(job);
         job.updated_ms = NowMs();
         auto written =
             state_->CompareAndSet(kJobBucket, id, (*entry)->revision, EncodeRecord(job), ttl_);
         if (written.ok()) return job;
         if (written.status().code() != StatusCode::kAborted) {
-            return written.status().WithContext(fmt::format("finishing job '{}'", id));
+            return written.status().WithContext(fmt::format("updating job '{}'", id));
         }
     }
     return AbortedError(fmt::format("job '{}': {} conflicting writes in a row, giving up for now",

@@ -85,13 +85,19 @@ public:
     Result<JobRecord> Succeed(std::string_view id, std::string result_json,
                               std::string result_type);
     Result<JobRecord> Fail(std::string_view id, std::string error);
+    // Records where the job's event landed (the record is created before the publish, so that
+    // the pipeline never finishes a job the store does not know). Any status; NotFound when
+    // the job is unknown.
+    Status SetPosition(std::string_view id, int32_t partition, int64_t offset);
 
     std::chrono::seconds ttl() const { return ttl_; }
 
 private:
-    // Reads the record with its revision and, while it is queued, applies `finish` to it and
-    // writes it back with compare-and-set, re-reading after a conflict.
-    Result<JobRecord> Finish(std::string_view id, const std::function<void(JobRecord&)>& finish);
+    // Reads the record with its revision and, while it is queued (or always, with
+    // `any_status`), applies `change` to it and writes it back with compare-and-set,
+    // re-reading after a conflict.
+    Result<JobRecord> Update(std::string_view id, const std::function<void(JobRecord&)>& change,
+                             bool any_status = false);
     int64_t NowMs() const;
 
     StateStore* state_;

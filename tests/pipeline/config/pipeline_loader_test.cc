@@ -82,8 +82,8 @@ TEST_F(ExampleFileTest, HasEveryStageWithItsKindAndTopics) {
     PipelineSpec spec = Load();
     std::vector<std::string> names;
     for (const StageSpec& s : spec.stages) names.push_back(s.name);
-    EXPECT_THAT(names, ElementsAre("clean", "classify", "route", "notify-billing", "notify-urgent",
-                                   "notify-general", "chat"));
+    EXPECT_THAT(names, ElementsAre("clean", "context", "classify", "route", "notify-billing",
+                                   "notify-urgent", "notify-general", "chat"));
 
     struct Want {
         const char* name;
@@ -93,7 +93,8 @@ TEST_F(ExampleFileTest, HasEveryStageWithItsKindAndTopics) {
     };
     const Want wants[] = {
         {"clean", StageKind::kTransform, "tickets", {"tickets.clean"}},
-        {"classify", StageKind::kLlm, "tickets.clean", {"tickets.classified"}},
+        {"context", StageKind::kRetrieve, "tickets.clean", {"tickets.context"}},
+        {"classify", StageKind::kLlm, "tickets.context", {"tickets.classified"}},
         {"route",
          StageKind::kRoute,
          "tickets.classified",
@@ -136,7 +137,7 @@ TEST_F(ExampleFileTest, KeepsWithOptionsAsTypedJsonWithTheirLines) {
     const nlohmann::json& with = classify->with.value;
     EXPECT_EQ(with["model"], "triage");
     EXPECT_EQ(with["prompt"], "prompts/classify.txt");
-    EXPECT_EQ(with["max_tokens"], 48);
+    EXPECT_EQ(with["max_tokens"], 96);
     EXPECT_TRUE(with["max_tokens"].is_number_integer());
     EXPECT_TRUE(with["temperature"].is_number());
 
@@ -170,8 +171,9 @@ TEST_F(ExampleFileTest, KeepsWithOptionsAsTypedJsonWithTheirLines) {
 
 TEST_F(ExampleFileTest, HasItsTopicsAndModels) {
     PipelineSpec spec = Load();
-    ASSERT_EQ(spec.topics.size(), 1u);
+    ASSERT_EQ(spec.topics.size(), 2u);
     EXPECT_EQ(spec.topics[0].name, "tickets");
+    EXPECT_EQ(spec.topics[1].name, "kb.docs");
     EXPECT_EQ(spec.topics[0].options.partitions, 2);
     EXPECT_EQ(spec.topics[0].options.durability, Durability::kAlways);
 
@@ -187,6 +189,18 @@ TEST_F(ExampleFileTest, HasItsTopicsAndModels) {
               std::string(EVENTLOOM_SOURCE_DIR) + "/examples/support-triage/models/tiny.gguf");
 }
 
+TEST_F(ExampleFileTest, HasItsKnowledgeBase) {
+    PipelineSpec spec = Load();
+    ASSERT_EQ(spec.indexes.size(), 1u);
+    const IndexSpec& kb = spec.indexes[0];
+    EXPECT_EQ(kb.name, "kb");
+    EXPECT_EQ(kb.source, "kb.docs");
+    EXPECT_TRUE(kb.chunk_by_tokens);
+    EXPECT_EQ(kb.chunk_size, 120);
+    EXPECT_EQ(kb.embedder, "hashing");
+    EXPECT_THAT(kb.filter_fields, ElementsAre("product"));
+}
+
 TEST_F(ExampleFileTest, HasItsGateway) {
     PipelineSpec spec = Load();
     const GatewaySpec& gateway = spec.gateway;
@@ -195,7 +209,7 @@ TEST_F(ExampleFileTest, HasItsGateway) {
     ASSERT_EQ(gateway.openai.size(), 1u);
     EXPECT_EQ(gateway.openai[0].model, "triage-chat");
     EXPECT_EQ(gateway.openai[0].topic, "chat.requests");
-    EXPECT_THAT(gateway.event_topics, ElementsAre("tickets"));
+    EXPECT_THAT(gateway.event_topics, ElementsAre("tickets", "kb.docs"));
     EXPECT_THAT(gateway.job_topics, ElementsAre("tickets"));
     EXPECT_EQ(gateway.webhook_secret_env, "EVENTLOOM_WEBHOOK_SECRET");
     EXPECT_TRUE(gateway.api_keys.empty());
@@ -280,7 +294,7 @@ TEST(PipelineLoader, EachBadFileGetsItsMessageAtItsPlace) {
          11,
          1,
          {"unknown key 'gatway' at the top level", "did you mean 'gateway'?",
-          "expected one of: version, name, broker, topics, models, gateway, stages"}},
+          "expected one of: version, name, broker, topics, models, indexes, gateway, stages"}},
         {"wrong type",
          stage_head + "    uses: transform\n    emits: out\n    concurrency: many\n",
          10,
@@ -311,7 +325,7 @@ TEST(PipelineLoader, EachBadFileGetsItsMessageAtItsPlace) {
          8,
          11,
          {"stage 'a': uses: unknown stage kind 'transfrom'",
-          "(expected one of: transform, route, llm, http, emit, notify)",
+          "(expected one of: transform, route, llm, http, emit, notify, retrieve)",
           "did you mean 'transform'?"}},
         {"duplicate stage name",
          std::string(kValid) + "  - name: a\n    consumes: out\n    uses: notify\n",
@@ -339,6 +353,46 @@ TEST(PipelineLoader, EachBadFileGetsItsMessageAtItsPlace) {
          5,
          15,
          {"stage 'a': consumes: topic name '_internal' must not start with '.' or '_'"}},
+        {"an index without a source",
+         "version: 1\nname: p\nindexes:\n  kb: { embedder: hashing }\n" +
+             std::string(kValid).substr(19),
+         4,
+         7,
+         {"index 'kb': missing required key 'source'"}},
+        {"an index with an unknown embedder",
+         "version: 1\nname: p\nindexes:\n  kb: { source: docs, embedder: hashng }\n" +
+             std::string(kValid).substr(19),
+         4,
+         33,
+         {"index 'kb': embedder: unknown embedder 'hashng'", "did you mean 'hashing'?"}},
+        {"an index whose overlap is not below its size",
+         "version: 1\nname: p\nindexes:\n  kb:\n    source: docs\n"
+         "    chunking: { size: 50, overlap: 50 }\n" +
+             std::string(kValid).substr(19),
+         6,
+         15,
+         {"index 'kb': chunking.overlap (50) must be smaller than chunking.size (50)"}},
+        {"an index with an unknown chunking unit",
+         "version: 1\nname: p\nindexes:\n  kb:\n    source: docs\n"
+         "    chunking: { unit: words }\n" +
+             std::string(kValid).substr(19),
+         6,
+         23,
+         {"index 'kb': chunking.unit: unknown unit 'words'; expected tokens or characters"}},
+        {"a retrieve stage naming an unknown index",
+         "version: 1\nname: p\nindexes:\n  kb: { source: docs }\nstages:\n  - name: a\n"
+         "    consumes: in\n    uses: retrieve\n    with: { index: bk, query: x }\n"
+         "    emits: out\n",
+         9,
+         20,
+         {"stage 'a': with.index: unknown index 'bk'", "did you mean 'kb'?", "indexes: kb"}},
+        {"a retrieve stage without an index",
+         "version: 1\nname: p\nstages:\n  - name: a\n"
+         "    consumes: in\n    uses: retrieve\n    with: { query: x }\n    emits: out\n",
+         7,
+         11,
+         {"stage 'a': with.index is required for a retrieve stage",
+          "no indexes are declared under 'indexes:'"}},
         {"unset environment variable",
          "version: 1\nname: ${EL_LOADER_TEST_UNSET}\nstages:\n  - name: a\n    consumes: in\n"
          "    uses: notify\n",
@@ -420,6 +474,32 @@ TEST(PipelineLoader, EachBadFileGetsItsMessageAtItsPlace) {
             EXPECT_THAT(found[0].message, HasSubstr(part));
         }
     }
+}
+
+TEST(PipelineLoader, ReadsIndexes) {
+    auto spec = ParsePipeline(
+        "version: 1\nname: p\nmodels:\n  m: { backend: echo }\n"
+        "indexes:\n  kb:\n    source: docs\n    dir: kb-data\n"
+        "    chunking: { unit: characters, size: 500, overlap: 50 }\n"
+        "    dimension: 128\n    filter_fields: [product, lang]\n"
+        "stages:\n  - name: a\n    consumes: in\n    uses: retrieve\n"
+        "    with: { index: kb, query: '{{ data.q }}' }\n    emits: out\n",
+        "p.yaml", "/pipelines");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    ASSERT_EQ(spec->indexes.size(), 1u);
+    const IndexSpec& kb = spec->indexes[0];
+    EXPECT_EQ(kb.name, "kb");
+    EXPECT_EQ(kb.source, "docs");
+    EXPECT_EQ(kb.dir, "/pipelines/kb-data");
+    EXPECT_FALSE(kb.chunk_by_tokens);
+    EXPECT_EQ(kb.chunk_size, 500);
+    EXPECT_EQ(kb.chunk_overlap, 50);
+    EXPECT_EQ(kb.embedder, "hashing");
+    EXPECT_EQ(kb.dimension, 128);
+    EXPECT_THAT(kb.filter_fields, ElementsAre("product", "lang"));
+    EXPECT_EQ(spec->stages[0].kind, StageKind::kRetrieve);
+    EXPECT_EQ(spec->FindIndex("kb"), &spec->indexes[0]);
+    EXPECT_EQ(spec->FindIndex("other"), nullptr);
 }
 
 TEST(PipelineLoader, ReportsEveryProblemAtOnce) {

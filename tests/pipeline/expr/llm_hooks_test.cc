@@ -319,8 +319,15 @@ TEST(LlmHooksExample, ClassifyStageBuildsItsRequestFromTheExampleFiles) {
     ASSERT_EQ(request->messages.size(), 2u);
     EXPECT_THAT(request->messages[0].content, HasSubstr("You are a support triage assistant."));
     EXPECT_EQ(request->messages[1].content,
-              "Ticket from Ada\nSubject: Charged twice\n\nTwice for invoice 2231.\n");
-    EXPECT_EQ(request->max_tokens, 48);
+              "Ticket from Ada\nSubject: Charged twice\n\nTwice for invoice 2231.\n\n"
+              "Help articles that may apply:\n(none)\n");
+    EXPECT_EQ(request->max_tokens, 96);
+    // With the retrieve stage's context, the articles' text is in the prompt.
+    auto with_context = hooks->make_request(Ticket(
+        R"({"customer":"Ada","subject":"s","body":"b","context":{"text":"Refunds take 3 days."}})"));
+    ASSERT_TRUE(with_context.ok());
+    EXPECT_THAT(with_context->messages[1].content,
+                HasSubstr("Help articles that may apply:\nRefunds take 3 days.\n"));
     EXPECT_EQ(request->sampling.temperature, 0.0f);
     const json schema = json::parse(request->json_schema);
     EXPECT_EQ(schema["required"], json({"category", "urgency", "summary"}));
