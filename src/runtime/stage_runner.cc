@@ -161,8 +161,12 @@ private:
     std::unique_ptr<Consumer> consumer_;
 
     mutable std::mutex mu_;
-    std::condition_variable cv_;  // work queued, room freed, stopping
-    PriorityLanes<Work> queue_;   // guarded by mu_: fetched, waiting for a worker
+    // Room freed (the fetch loop and Stop wait on it) and work queued (the workers): two
+    // variables, so that a settle does not wake every idle worker and a queued event wakes
+    // one, not all (an LLM stage has a worker per slot: tens of threads).
+    std::condition_variable cv_;       // room freed, in_flight_ changed
+    std::condition_variable work_cv_;  // work queued, stopping
+    PriorityLanes<Work> queue_;        // guarded by mu_: fetched, waiting for a worker
     std::map<std::pair<int32_t, int64_t>, Delivery> running_;  // guarded by mu_
     size_t in_flight_ = 0;                                     // guarded by mu_
     StageStats stats_;                                         // guarded by mu_
@@ -241,8 +245,12 @@ void StageRunner::Impl::Stop(std::chrono::milliseconds grace) {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait_for(lock, grace, [&] { return in_flight_ == 0; });
     }
-    stopping_ = true;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+    }
     cv_.notify_all();
+    work_cv_.notify_all();
     for (auto& w : workers_) w.join();
     workers_.clear();
 
@@ -375,7 +383,7 @@ void StageRunner::Impl::DispatchWork(std::vector<Delivery> deliveries) {
         int priority = deliveries.front().event->priority.value_or(0);
         queue_.Push(Work{std::move(deliveries)}, priority, SteadyClock::now());
     }
-    cv_.notify_all();
+    work_cv_.notify_one();
 }
 
 void StageRunner::Impl::Execute(const std::vector<Delivery>& deliveries) {
@@ -452,7 +460,7 @@ void StageRunner::Impl::WorkerLoop() {
         std::vector<Delivery> deliveries;
         {
             std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
             if (stopping_) return;
             auto work = queue_.Pop(SteadyClock::now());
             if (!work) continue;
