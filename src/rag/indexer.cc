@@ -36,6 +36,7 @@ struct Item {
     DocumentChange change;
     std::vector<Chunk> chunks;
     std::vector<Vector> vectors;
+    Status failure;  // not OK: dead-letter it (when its turn comes, so positions stay in order)
 };
 
 }  // namespace
@@ -208,13 +209,12 @@ private:
                 continue;
             }
             Result<DocumentChange> change = ParseDocumentEvent(*d.event);
-            if (!change.ok()) {
-                EVENTLOOM_RETURN_IF_ERROR(DeadLetter(consumer, d, change.status(), stop));
-                continue;
-            }
-            Item item{std::move(d), std::move(*change), {}, {}};
-            if (item.change.op == DocumentChange::Op::kUpsert) {
-                item.chunks = ChunkText(item.change.text, options_.chunking);
+            Item item{std::move(d), {}, {}, {}, change.status()};
+            if (change.ok()) {
+                item.change = std::move(change).value();
+                if (item.change.op == DocumentChange::Op::kUpsert) {
+                    item.chunks = ChunkText(item.change.text, options_.chunking);
+                }
             }
             items.push_back(std::move(item));
         }
@@ -223,56 +223,70 @@ private:
             stats_.skipped += skipped;
         }
         EVENTLOOM_RETURN_IF_ERROR(EmbedAll(consumer, items, stop));
+        // In offset order: a dead-lettered event marks its position applied, which must not
+        // come before the events ahead of it.
         for (Item& item : items) {
-            if (item.delivery.event == nullptr) continue;  // dead-lettered while embedding
-            EVENTLOOM_RETURN_IF_ERROR(Apply(consumer, item, stop));
+            if (!item.failure.ok()) {
+                EVENTLOOM_RETURN_IF_ERROR(DeadLetter(consumer, item.delivery, item.failure, stop));
+            } else {
+                EVENTLOOM_RETURN_IF_ERROR(Apply(consumer, item, stop));
+            }
         }
         return Status::Ok();
     }
 
     // Embeds the chunks of every upsert in one call; when the embedder refuses the batch (not
-    // a transient failure), document by document, dead-lettering those it refuses.
+    // a transient failure), document by document, marking those it refuses for the
+    // dead-letter topic.
     Status EmbedAll(Consumer& consumer, std::vector<Item>& items, std::stop_token stop) {
-        std::vector<std::string> texts;
-        for (const Item& item : items) {
-            for (const Chunk& c : item.chunks) texts.push_back(c.text);
+        std::vector<Item*> todo;
+        for (Item& item : items) {
+            if (item.failure.ok() && !item.chunks.empty()) todo.push_back(&item);
         }
-        if (texts.empty()) return Status::Ok();
+        return Embed(consumer, todo, stop);
+    }
+
+    Status Embed(Consumer& consumer, const std::vector<Item*>& items, std::stop_token stop) {
+        if (items.empty()) return Status::Ok();
+        std::vector<std::string> texts;
+        for (const Item* item : items) {
+            for (const Chunk& c : item->chunks) texts.push_back(c.text);
+        }
         std::vector<Vector> vectors;
         Status st = Persist(
             [&]() -> Status {
                 EVENTLOOM_ASSIGN_OR_RETURN(vectors, embedder_->Embed(texts));
+                if (vectors.size() != texts.size()) {
+                    return InternalError(
+                        fmt::format("the embedder returned {} vectors for {} "
+                                    "texts",
+                                    vectors.size(), texts.size()));
+                }
                 return Status::Ok();
             },
             "embedding", consumer, items, stop);
         if (st.ok()) {
             size_t next = 0;
-            for (Item& item : items) {
-                for (size_t i = 0; i < item.chunks.size(); ++i) {
-                    item.vectors.push_back(std::move(vectors[next++]));
+            for (Item* item : items) {
+                item->vectors.clear();
+                for (size_t i = 0; i < item->chunks.size(); ++i) {
+                    item->vectors.push_back(std::move(vectors[next++]));
                 }
             }
             return Status::Ok();
         }
-        if (st.code() == StatusCode::kCancelled || items.size() == 1) {
-            if (st.code() == StatusCode::kCancelled) return st;
-            Status dl = DeadLetter(consumer, items[0].delivery, st, stop);
-            items[0].delivery.event = nullptr;
-            return dl;
+        if (st.code() == StatusCode::kCancelled) return st;
+        if (items.size() == 1) {
+            items[0]->failure = st.WithContext("embedding");
+            return Status::Ok();
         }
-        for (Item& item : items) {
-            if (item.chunks.empty()) continue;
-            std::vector<Item> one;
-            one.push_back(std::move(item));
-            EVENTLOOM_RETURN_IF_ERROR(EmbedAll(consumer, one, stop));
-            item = std::move(one[0]);
-        }
+        for (Item* item : items) EVENTLOOM_RETURN_IF_ERROR(Embed(consumer, {item}, stop));
         return Status::Ok();
     }
 
     Status Apply(Consumer& consumer, Item& item, std::stop_token stop) {
         const Position at = PositionOf(item.delivery);
-        std::vector<Item> none;
+        const std::vector<Item*> none;
         bool changed = false;
         const size_t chunk_count = item.chunks.size();
         Status st = Persist(
@@ -316,7 +330,7 @@ private:
         log_->warn("index={} dead-letters event {} ({}/{}@{}): {}", options_.name, d.event->id,
                    d.topic, d.tag.partition.value(), d.tag.offset.value(), reason.message());
         // Marked applied first: a redelivery of it is then skipped, not dead-lettered twice.
-        std::vector<Item> none;
+        const std::vector<Item*> none;
         EVENTLOOM_RETURN_IF_ERROR(Persist([&] { return index_->Skip(PositionOf(d)); },
                                           "writing the index", consumer, none, stop,
                                           /*all_retryable=*/true));
@@ -330,8 +344,9 @@ private:
     // `all_retryable`: an index write must not be skipped) with backoff, and extending the
     // leases of `items` meanwhile. Cancelled when the indexer stops first.
     template <typename Op>
-    Status Persist(Op&& op, std::string_view what, Consumer& consumer, std::vector<Item>& items,
-                   std::stop_token stop, bool all_retryable = false) {
+    Status Persist(Op&& op, std::string_view what, Consumer& consumer,
+                   const std::vector<Item*>& items, std::stop_token stop,
+                   bool all_retryable = false) {
         for (int attempt = 1;; ++attempt) {
             Status st = op();
             if (st.ok()) return st;
@@ -348,9 +363,7 @@ private:
                 std::lock_guard<std::mutex> lock(stats_mu_);
                 ++stats_.retries;
             }
-            for (Item& item : items) {
-                if (item.delivery.event) consumer.ExtendLease(item.delivery.tag).IgnoreError();
-            }
+            for (const Item* item : items) consumer.ExtendLease(item->delivery.tag).IgnoreError();
             if (!Sleep(delay, stop)) return CancelledError("the indexer is stopping");
         }
     }

@@ -29,6 +29,11 @@ public:
     std::string fingerprint() const override { return inner_->fingerprint(); }
     Result<std::vector<Vector>> Embed(std::span<const std::string> texts) override {
         ++calls;
+        for (const std::string& t : texts) {
+            if (t.find("poison") != std::string::npos) {
+                return InvalidArgumentError("the embedder refuses this text");
+            }
+        }
         if (fail_next > 0) {
             --fail_next;
             return UnavailableError("embedding server restarting");
@@ -235,6 +240,23 @@ TEST_F(IndexerTest, MalformedDocumentEventsGoToTheDeadLetterTopicWithTheReason) 
     }
     EXPECT_THAT(reasons["bad-1"], HasSubstr("data is not JSON"));
     EXPECT_THAT(reasons["bad-2"], HasSubstr("data has no 'id'"));
+}
+
+TEST_F(IndexerTest, MalformedEventsInsideABatchDoNotHideTheEventsBeforeThem) {
+    Publish("e1", {{"id", "a"}, {"text", "alpha document"}});
+    Publish("e2", {{"id", "b"}, {"text", "bravo document"}});
+    Publish("bad", {{"text", "no id"}});
+    Publish("e3", {{"id", "c"}, {"text", "charlie document"}});
+    Publish("e4", {{"id", "d"}, {"text", "a poison pill the embedder refuses"}});
+    Publish("e5", {{"id", "e"}, {"text", "echo document"}});
+    CatchUp();
+    EXPECT_EQ(index_->stats().documents, 4);  // a, b, c, e
+    EXPECT_EQ(indexer_->stats().dead_lettered, 2);
+    for (const char* word : {"alpha", "bravo", "charlie", "echo"}) {
+        EXPECT_EQ(Docs(word, SearchMode::kKeyword).size(), 1u) << word;
+    }
+    testing::TopicReader dead(broker_.get(), "index.kb.dead-letter");
+    ASSERT_EQ(dead.WaitFor(2).size(), 2u);
 }
 
 TEST_F(IndexerTest, RestartCatchesUpWithoutEmbeddingWhatWasApplied) {
