@@ -494,7 +494,10 @@ private:
         if (state_ == State::kClosed) return;
         // Beast checks a declared Content-Length against the limit while it reads the head.
         if (ec == http::error::body_limit) {
-            const auto length = parser_->content_length();
+            // The error may come while the head is still being read (a Content-Length over
+            // the limit): the length is known only once the head is done.
+            const auto length = parser_->is_header_done() ? parser_->content_length()
+                                                          : boost::optional<std::uint64_t>();
             RespondError(413, length ? fmt::format("the body is {} bytes, more than the limit "
                                                    "of {}",
                                                    *length, server_->options().max_body_bytes)
@@ -767,12 +770,13 @@ void HttpServer::Impl::Stop() {
     threads_.clear();
 }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options, Handler handler) {
+Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions options, Handler handler) {
     auto impl = std::make_unique<Impl>(std::move(options), std::move(handler));
     EVENTLOOM_RETURN_IF_ERROR(impl->Listen());
-    impl->Run();
     return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
+
+void HttpServer::Run() { impl_->Run(); }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Stop(); }

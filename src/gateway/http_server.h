@@ -106,9 +106,11 @@ public:
     // Called on an I/O thread for every complete request.
     using Handler = std::function<void(std::shared_ptr<Exchange>)>;
 
-    // Binds and starts the I/O threads. InvalidArgument for a host that is no address and
-    // does not resolve; Unavailable when the address cannot be bound.
-    static Result<std::unique_ptr<HttpServer>> Start(HttpServerOptions options, Handler handler);
+    // Binds the address. InvalidArgument for a host that is no address and does not resolve;
+    // Unavailable when the address cannot be bound. Nothing is accepted before Run().
+    static Result<std::unique_ptr<HttpServer>> Listen(HttpServerOptions options, Handler handler);
+    // Starts the I/O threads: connections are accepted and the handler called from here on.
+    void Run();
     ~HttpServer();  // Stop()
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;

@@ -255,7 +255,7 @@ Status Server::Init() {
         return ErrorResponse(status, message, "invalid_request_error",
                              status == 413 ? "body_too_large" : "bad_request");
     };
-    auto http = HttpServer::Start(std::move(h), [this](std::shared_ptr<Exchange> exchange) {
+    auto http = HttpServer::Listen(std::move(h), [this](std::shared_ptr<Exchange> exchange) {
         Dispatch(std::move(exchange));
     });
     if (!http.ok()) {
@@ -263,8 +263,10 @@ Status Server::Init() {
         workers_->Stop();
         return http.status().WithContext("gateway");
     }
+    // Everything handlers read is set before the first request can come in.
     http_ = std::move(http).value();
     started_unix_ = static_cast<int64_t>(std::time(nullptr));
+    http_->Run();
     return Status::Ok();
 }
 
