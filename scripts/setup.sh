@@ -5,6 +5,7 @@
 #   scripts/setup.sh           build and test dependencies
 #   scripts/setup.sh --peers   also the benchmark peers: nats-server, redis-server, libnats,
 #                              hiredis, and llama.cpp's llama-server and llama-batched-bench;
+#                              the documentation `bench rag` indexes (python3.11-doc, perl-doc);
 #                              and the official OpenAI client library for Node.js, which the
 #                              gateway's tests use
 #
@@ -20,7 +21,7 @@ PEERS=0
 for arg in "$@"; do
     case "$arg" in
         --peers) PEERS=1 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup: unknown option '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -34,7 +35,8 @@ PACKAGES=(
     nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
     libsqlite3-dev libhnswlib-dev libnats-dev libhiredis-dev
 )
-PEER_PACKAGES=(nats-server redis-server)
+# python3.11-doc and perl-doc: the real text `eventloom bench rag` indexes (about 19 MiB).
+PEER_PACKAGES=(nats-server redis-server python3.11-doc perl-doc)
 
 install_packages() {
     local missing=()

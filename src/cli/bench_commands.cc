@@ -4,6 +4,7 @@
 #include "gateway_bench.h"
 #include "llm_bench.h"
 #include "log_bench.h"
+#include "rag_bench.h"
 
 namespace eventloom::cli {
 
@@ -91,6 +92,37 @@ void AddBenchCommands(CLI::App& app, GlobalOptions& g, Action& action) {
         ->capture_default_str();
     gw->add_option("--dir", gopt->dir, "Where to put data (default $TMPDIR or /tmp)");
     gw->callback([&action, gopt] { action = [gopt] { return bench::RunGatewayBench(*gopt); }; });
+
+    auto ropt = std::make_shared<bench::RagBenchOptions>();
+    auto* rag = bench->add_subcommand(
+        "rag",
+        "The live RAG index on real text (python3.11-doc and perl-doc, hashing embedder): "
+        "ingest rate, freshness (publish -> searchable) at a steady rate, query latency and "
+        "recall@10, against hnswlib used directly and exact search");
+    rag->add_option("--chunks", ropt->chunks, "Chunks to index before the queries")
+        ->capture_default_str();
+    rag->add_option("--fresh-rate", ropt->fresh_rate, "New documents per second for freshness")
+        ->capture_default_str();
+    rag->add_option("--fresh-seconds", ropt->fresh_seconds, "How long freshness runs")
+        ->capture_default_str();
+    rag->add_option("--queries", ropt->queries,
+                    "Queries, each in every mode (the phase stops after 100 s once 200 ran)")
+        ->capture_default_str();
+    rag->add_option("--chunk-size", ropt->chunk_size, "Characters per chunk")
+        ->capture_default_str();
+    rag->add_option("--chunk-overlap", ropt->chunk_overlap, "Characters shared by neighbours")
+        ->capture_default_str();
+    rag->add_option("--hnsw-m", ropt->hnsw_m, "HNSW M (default: the index's default)");
+    rag->add_option("--ef-construction", ropt->ef_construction,
+                    "HNSW ef_construction (default: the index's default)");
+    rag->add_option("--ef-search", ropt->ef_search,
+                    "HNSW ef_search (default: the index's default)");
+    rag->add_option("--snapshot-every-changes", ropt->snapshot_every_changes,
+                    "The index's snapshot policy for the run (0: off; the timed snapshot runs "
+                    "either way)")
+        ->capture_default_str();
+    rag->add_option("--dir", ropt->dir, "Where to put data (default $TMPDIR or /tmp)");
+    rag->callback([&action, ropt] { action = [ropt] { return bench::RunRagBench(*ropt); }; });
 }
 
 }  // namespace eventloom::cli

@@ -95,7 +95,8 @@ public:
         if (thread_.joinable()) return FailedPreconditionError("the indexer is already running");
         EVENTLOOM_ASSIGN_OR_RETURN(std::unique_ptr<Consumer> consumer, Subscribe());
         thread_ = std::jthread([this, c = std::move(consumer)](std::stop_token stop) mutable {
-            Run(*c, stop, nullptr);
+            // Run logs why it stopped; nothing waits for its Status.
+            Run(*c, stop, nullptr).IgnoreError();
         });
         return Status::Ok();
     }
