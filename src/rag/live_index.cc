@@ -87,6 +87,8 @@ constexpr size_t kMaxQueryTerms = 64;
 constexpr size_t kMaxChunkTerms = std::numeric_limits<size_t>::max();
 // Below this many chunks a keyword query keeps every word: matching them all is cheap.
 constexpr int64_t kCommonTermMinChunks = 256;
+// Chunk matches a keyword query may score (see KeywordMatch).
+constexpr int64_t kKeywordPostingsBudget = 1024;
 constexpr size_t kMaxCandidates = size_t{1} << 20;
 constexpr size_t kReadBlock = 1 << 20;
 constexpr int kMaxDimension = 65536;
@@ -1296,25 +1298,36 @@ Status LiveIndex::Impl::ValidateQuery(const SearchQuery& query) const {
     return Status::Ok();
 }
 
-// FTS5's bm25() gives a word in at least half the chunks an idf of 1e-6: it changes no ranking,
-// but its matches must all be scored. Such words are left out (all but the rarest, when every
-// word is one); term_chunks_ undercounts, so no word that counts is.
+// FTS5 scores every chunk that matches any word of the query before it ranks them, so the cost
+// of a keyword search is the sum of its words' chunk counts. Words are taken rarest first while
+// that sum stays within kKeywordPostingsBudget and none is in half the chunks or more (the
+// rarest is always taken): the rare words decide a BM25 ranking (a word in many chunks has a low
+// idf; one in half of them, 1e-6), and a query of common words no longer scores most of the
+// index. term_chunks_ undercounts, so no word
+// is dropped for a count it does not have. Small indexes keep every word.
 std::string LiveIndex::Impl::KeywordMatch(const std::vector<std::string>& terms) const {
     std::vector<const std::string*> kept;
-    kept.reserve(terms.size());
-    const std::string* rarest = nullptr;
-    uint32_t rarest_chunks = std::numeric_limits<uint32_t>::max();
+    if (chunks_ < kCommonTermMinChunks) {
+        for (const std::string& term : terms) kept.push_back(&term);
+        return MatchExpression(kept);
+    }
+    std::vector<std::pair<uint32_t, const std::string*>> by_count;
+    by_count.reserve(terms.size());
     for (const std::string& term : terms) {
         auto it = term_chunks_.find(term);
-        uint32_t n = it == term_chunks_.end() ? 0 : it->second;
-        if (chunks_ < kCommonTermMinChunks || 2 * static_cast<int64_t>(n) < chunks_) {
-            kept.push_back(&term);
-        } else if (n < rarest_chunks) {
-            rarest = &term;
-            rarest_chunks = n;
-        }
+        by_count.emplace_back(it == term_chunks_.end() ? 0 : it->second, &term);
     }
-    if (kept.empty() && rarest != nullptr) kept.push_back(rarest);
+    std::stable_sort(by_count.begin(), by_count.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    int64_t postings = 0;
+    for (const auto& [count, term] : by_count) {
+        if (!kept.empty() && (postings + count > kKeywordPostingsBudget ||
+                              2 * static_cast<int64_t>(count) >= chunks_)) {
+            break;
+        }
+        kept.push_back(term);
+        postings += count;
+    }
     return MatchExpression(kept);
 }
 
