@@ -14,9 +14,13 @@
 #include <vector>
 
 #include "support/temp_dir.h"
+#include "support/vectors.h"
 
 namespace eventloom::llm {
 namespace {
+
+using ::eventloom::testing::MaxDifference;
+using ::eventloom::testing::Norm;
 
 constexpr int kTinyModelWidth = 256;  // TestModelSize::kTiny
 
@@ -40,21 +44,6 @@ std::vector<float> EmbedOne(TextEmbedder& embedder, const std::string& text) {
     auto vectors = embedder.Embed(std::span<const std::string>(&text, 1));
     EXPECT_TRUE(vectors.ok()) << vectors.status().ToString();
     return vectors.ok() && vectors->size() == 1 ? (*vectors)[0] : std::vector<float>();
-}
-
-double Norm(const std::vector<float>& v) {
-    double sum = 0;
-    for (float x : v) sum += static_cast<double>(x) * x;
-    return std::sqrt(sum);
-}
-
-double MaxDifference(const std::vector<float>& a, const std::vector<float>& b) {
-    EXPECT_EQ(a.size(), b.size());
-    double max = 0;
-    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-        max = std::max(max, static_cast<double>(std::fabs(a[i] - b[i])));
-    }
-    return max;
 }
 
 TEST(LlamaEmbedder, DimensionIsTheModelsWidthAndFingerprintNamesTheModel) {

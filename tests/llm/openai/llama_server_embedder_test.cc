@@ -11,26 +11,15 @@
 #include "llm/llama/llama_embedder.h"
 #include "llm/openai/llama_server_process.h"
 #include "llm/openai/openai_embedder.h"
+#include "support/vectors.h"
 
 namespace eventloom::llm {
 namespace {
 
+using ::eventloom::testing::MaxDifference;
+using ::eventloom::testing::Norm;
+
 constexpr int kTinyModelWidth = 256;  // TestModelSize::kTiny
-
-double Norm(const std::vector<float>& v) {
-    double sum = 0;
-    for (float x : v) sum += static_cast<double>(x) * x;
-    return std::sqrt(sum);
-}
-
-double MaxDifference(const std::vector<float>& a, const std::vector<float>& b) {
-    EXPECT_EQ(a.size(), b.size());
-    double max = 0;
-    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-        max = std::max(max, static_cast<double>(std::fabs(a[i] - b[i])));
-    }
-    return max;
-}
 
 class LlamaServerEmbedderTest : public ::testing::Test {
 protected:

@@ -14,9 +14,12 @@
 
 #include "llm/openai/fake_openai_server.h"
 #include "support/ports.h"
+#include "support/vectors.h"
 
 namespace eventloom::llm {
 namespace {
+
+using ::eventloom::testing::Norm;
 
 using std::chrono::milliseconds;
 using testing::FakeOpenAiServer;
@@ -31,12 +34,6 @@ bool Contains(const std::string& text, const std::string& part) {
 std::vector<float> Normalized(std::vector<float> v) {
     NormalizeL2(v);
     return v;
-}
-
-double Norm(const std::vector<float>& v) {
-    double sum = 0;
-    for (float x : v) sum += static_cast<double>(x) * x;
-    return std::sqrt(sum);
 }
 
 void ExpectNear(const std::vector<float>& a, const std::vector<float>& b) {
