@@ -238,6 +238,14 @@ Status Server::Init() {
     }
     topics.push_back(options_.results_topic);
     for (const std::string& topic : options_.progress_topics) topics.push_back(topic);
+    // A model call that publishes to a topic not synced on every write never blocks: it runs
+    // on the I/O thread that read it, saving a hand-off to a worker. One that waits for an fsync
+    // goes to the workers, so that I/O threads never wait for the disk.
+    inline_completions_ = !options_.chat_routes.empty();
+    for (const ChatRoute& route : options_.chat_routes) {
+        Result<TopicOptions> topic = broker_->DescribeTopic(route.topic);
+        if (!topic.ok() || topic->durability == Durability::kAlways) inline_completions_ = false;
+    }
 
     hub_ = std::make_unique<ReplyHub>(broker_, options_.reply_group);
     EVENTLOOM_RETURN_IF_ERROR(hub_->Start(topics));
@@ -385,6 +393,11 @@ void Server::Dispatch(std::shared_ptr<Exchange> exchange) {
     ctx.route = match.route;
     ctx.param = std::move(match.param);
     if (!Authenticate(&ctx)) return;
+    if (inline_completions_ &&
+        (ctx.route == RouteId::kChatCompletions || ctx.route == RouteId::kCompletions)) {
+        RunHandler(std::move(ctx));
+        return;
+    }
     auto respond_busy = ctx.exchange;
     if (!workers_->Post([this, ctx = std::move(ctx)]() mutable { RunHandler(std::move(ctx)); })) {
         respond_busy->Respond(ErrorResponse(503, "the gateway is shutting down", "server_error",

@@ -159,6 +159,7 @@ private:
     std::vector<ApiKey> keys_;
 
     std::atomic<bool> draining_{false};
+    bool inline_completions_ = false;  // set by Init: see there
     std::atomic<bool> stopped_{false};
 
     std::array<RouteCounters, kRouteCount> counters_;
