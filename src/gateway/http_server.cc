@@ -478,6 +478,15 @@ private:
         Close();
     }
 
+    // 413, quoting the declared length when it is known.
+    void RespondTooLarge(boost::optional<std::uint64_t> length) {
+        const size_t limit = server_->options().max_body_bytes;
+        RespondError(
+            413,
+            length ? fmt::format("the body is {} bytes, more than the limit of {}", *length, limit)
+                   : fmt::format("the body is more than the limit of {} bytes", limit));
+    }
+
     void DoRead() {
         state_ = State::kReading;
         status_ = 0;
@@ -496,13 +505,8 @@ private:
         if (ec == http::error::body_limit) {
             // The error may come while the head is still being read (a Content-Length over
             // the limit): the length is known only once the head is done.
-            const auto length = parser_->is_header_done() ? parser_->content_length()
-                                                          : boost::optional<std::uint64_t>();
-            RespondError(413, length ? fmt::format("the body is {} bytes, more than the limit "
-                                                   "of {}",
-                                                   *length, server_->options().max_body_bytes)
-                                     : fmt::format("the body is more than the limit of {} bytes",
-                                                   server_->options().max_body_bytes));
+            RespondTooLarge(parser_->is_header_done() ? parser_->content_length()
+                                                      : boost::optional<std::uint64_t>());
             return;
         }
         if (ec) {
@@ -514,10 +518,9 @@ private:
             return;
         }
 
-        const size_t limit = server_->options().max_body_bytes;
-        if (auto length = parser_->content_length(); length && *length > limit) {
-            RespondError(413, fmt::format("the body is {} bytes, more than the limit of {}",
-                                          *length, limit));
+        if (auto length = parser_->content_length();
+            length && *length > server_->options().max_body_bytes) {
+            RespondTooLarge(length);
             return;
         }
         if (parser_->is_done()) {
@@ -550,8 +553,7 @@ private:
     void OnBody(beast::error_code ec) {
         if (state_ == State::kClosed) return;
         if (ec == http::error::body_limit) {
-            RespondError(413, fmt::format("the body is more than the limit of {} bytes",
-                                          server_->options().max_body_bytes));
+            RespondTooLarge({});
             return;
         }
         if (ec) {
