@@ -67,6 +67,7 @@ extern "C" const char* __tsan_default_suppressions() {
 namespace eventloom::rag {
 namespace {
 
+using state::RollbackUnlessCommitted;
 using state::SqliteDb;
 using state::Statement;
 using Graph = hnswlib::HierarchicalNSW<float>;
@@ -187,15 +188,6 @@ constexpr std::string_view kHitRow =
 std::shared_ptr<spdlog::logger> Log() { return logging::Get("rag"); }
 
 std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
-
-// Rolls back the open transaction unless it was committed.
-struct RollbackUnlessCommitted {
-    SqliteDb* db;
-    bool committed = false;
-    ~RollbackUnlessCommitted() {
-        if (!committed && db->InTransaction()) db->Exec("ROLLBACK").IgnoreError();
-    }
-};
 
 Status Run(SqliteDb& db, std::string_view sql) {
     EVENTLOOM_ASSIGN_OR_RETURN(Statement st, db.Prepare(sql));

@@ -100,4 +100,14 @@ private:
     Status last_error_;
 };
 
+// Rolls back the open transaction when it goes out of scope, unless `committed` was set (also
+// when an exception leaves the scope).
+struct RollbackUnlessCommitted {
+    SqliteDb* db;
+    bool committed = false;
+    ~RollbackUnlessCommitted() {
+        if (!committed && db->InTransaction()) db->Exec("ROLLBACK").IgnoreError();
+    }
+};
+
 }  // namespace eventloom::state

@@ -28,6 +28,7 @@
 namespace eventloom {
 namespace {
 
+using state::RollbackUnlessCommitted;
 using state::SqliteDb;
 using state::Statement;
 
@@ -155,15 +156,6 @@ int64_t ClampToInt64(size_t n) {
 }
 
 std::string Quoted(std::string_view name) { return "'" + std::string(name) + "'"; }
-
-// Rolls back the open transaction unless it was committed, also when a RunOnce body throws.
-struct RollbackUnlessCommitted {
-    SqliteDb* db;
-    bool committed = false;
-    ~RollbackUnlessCommitted() {
-        if (!committed && db->InTransaction()) db->Exec("ROLLBACK").IgnoreError();
-    }
-};
 
 // Marks the thread running a RunOnce body for as long as it runs.
 struct BodyThreadMark {
